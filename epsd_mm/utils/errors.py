@@ -1,0 +1,39 @@
+"""User-facing errors and the one place where command-line tools turn them into a clean exit.
+
+A :class:`UserError` is a mistake in what the user asked for (a sparsity outside (0, 1), a mask
+file for another model, a missing dataset path...). Tools print its message on one line and
+exit with status 2; anything else is a bug and keeps its traceback.
+"""
+import functools
+import sys
+
+
+class UserError(Exception):
+    """A problem with the user's input, config or data; its message says how to fix it."""
+
+
+def check_sparsity(sparsity, what='sparsity'):
+    """Return ``sparsity`` as a float, or raise :class:`UserError` unless it lies in (0, 1)."""
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        raise UserError(f'{what} must be a number in (0, 1), got {sparsity!r}') from None
+    if not 0.0 < value < 1.0:
+        raise UserError(
+            f'{what} must lie strictly between 0 and 1 (the fraction of prunable weights '
+            f'removed, e.g. 0.9), got {sparsity!r}')
+    return value
+
+
+def cli_main(main):
+    """Decorate a tool's ``main()``: a :class:`UserError` prints ``error: ...`` and exits 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f'error: {e}', file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,52 @@
+"""Atomic file writes: a killed process never leaves a half-written file under the final name."""
+import contextlib
+import json
+import os
+import os.path as osp
+import tempfile
+
+import torch
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The rename is atomic on POSIX file systems. On an exception the temporary file is removed
+    and ``path`` is left as it was (absent, or its previous complete content).
+    """
+    path = osp.abspath(path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp',
+                               dir=osp.dirname(path))
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save(obj, path)`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def atomic_json_dump(obj, path, **kwargs):
+    """``json.dump(obj)`` into ``path`` through :func:`atomic_path` (indent 2 by default)."""
+    kwargs.setdefault('indent', 2)
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, **kwargs)
+            f.write('\n')
+
+
+def atomic_write_text(text, path):
+    """Write ``text`` into ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            f.write(text)
