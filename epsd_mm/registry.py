@@ -28,4 +28,7 @@ def build_checked(registry, cfg, what, **default_args):
     valid = sorted(registry.module_dict)
     if not isinstance(name, str) or name not in registry.module_dict:
         raise UserError(f'unknown {what} {name!r}; valid names: {", ".join(valid)}')
-    return registry.build(cfg, default_args=default_args or None)
+    # instantiate directly: registry.build() would try to switch to the config's default scope,
+    # which these scope-less registries do not have
+    cls = registry.get(cfg.pop('type'))
+    return cls(**dict(default_args, **cfg))

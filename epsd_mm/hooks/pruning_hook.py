@@ -1,0 +1,153 @@
+"""The Runner glue of pruning at initialization: create or restore masks, keep them, save them."""
+import os.path as osp
+
+from mmengine.dist import get_rank, master_only
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from ..pruning.api import compute_masks
+from ..pruning.masks import CHECKPOINT_KEY, MaskSet
+from ..pruning.report import format_table, write_reports
+from ..utils.errors import UserError, check_sparsity
+
+
+@HOOKS.register_module()
+class PruningHook(Hook):
+    """Prune at initialization and keep the network sparse for the whole run.
+
+    In ``before_train`` (after the Runner has initialized weights and loaded or resumed a
+    checkpoint) the masks are, in this order of precedence: restored from the resumed
+    checkpoint's ``pruning`` entry (never recomputed); loaded from ``mask_file``; or computed with
+    ``criterion`` at ``sparsity`` on the training data (on rank 0, then broadcast). They are then
+    checked to be identical on every rank, applied, logged as a per-layer table and written as
+    ``masks.pth``, ``sparsity.json`` and ``sparsity.png`` into ``out_dir``. During training,
+    gradients of pruned entries are zeroed as they are computed and pruned entries are set to
+    zero again after every iteration, so they stay exactly zero through SGD momentum, weight
+    decay and Adam. Every checkpoint carries the masks under the top-level key ``pruning``; its
+    ``state_dict`` keeps the model's own key names.
+
+    Args:
+        criterion (str | dict): pruning criterion, a name (``'epsd'``, ``'snip'``, ...) or a
+            config such as ``dict(type='epsd', inner_steps=3, inner_lr=0.1)``.
+            Defaults to ``'epsd'``.
+        sparsity (float, optional): fraction of prunable weights to remove, in (0, 1). Required
+            unless ``mask_file`` is given. Defaults to None.
+        scope (str): ``'global'`` (one threshold) or ``'layer'`` (same sparsity per tensor).
+            Defaults to ``'global'``.
+        prunable (dict, optional): which weights are prunable: ``types`` (default
+            ``('Conv2d', 'Linear')``), ``include`` / ``exclude`` (regexes on parameter names).
+            Defaults to None.
+        min_kept_per_layer (int): 0 raises an error when a layer would be emptied; k > 0 keeps
+            k weights in such layers instead (reported). Defaults to 0.
+        score_mode (str): ``'train'`` or ``'eval'`` mode of the model while scoring (BatchNorm
+            batch vs running statistics). The model is restored exactly afterwards.
+            Defaults to ``'train'``.
+        mask_file (str, optional): a ``masks.pth`` from ``tools/prune.py`` or any checkpoint
+            with a ``pruning`` entry; used instead of scoring. Defaults to None.
+        strict (bool): with ``mask_file``, every mask must name a parameter of this model.
+            ``False`` is the transfer ("keep-masks") mode: masks of parameters the model lacks
+            (e.g. a classifier's ``head.fc.weight`` in a detector) are ignored and reported; a
+            mask whose parameter exists with another shape is still an error.
+            Defaults to True.
+        out_dir (str, optional): where reports go; the Runner's ``work_dir`` when None.
+            Defaults to None.
+        show_progress (bool): progress bar while scoring. Defaults to True.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, criterion='epsd', sparsity=None, scope='global', prunable=None,
+                 min_kept_per_layer=0, score_mode='train', mask_file=None, strict=True,
+                 out_dir=None, show_progress=True):
+        if mask_file is None:
+            sparsity = check_sparsity(sparsity)
+        elif sparsity is not None:
+            sparsity = check_sparsity(sparsity)
+        if scope not in ('global', 'layer'):
+            raise UserError(f"unknown pruning scope {scope!r}; valid: 'global', 'layer'")
+        self.criterion = criterion
+        self.sparsity = sparsity
+        self.scope = scope
+        self.prunable = prunable
+        self.min_kept_per_layer = min_kept_per_layer
+        self.score_mode = score_mode
+        self.mask_file = mask_file
+        self.strict = strict
+        self.out_dir = out_dir
+        self.show_progress = show_progress
+        self.masks = None
+        self.source = None
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    # ------------------------------------------------------------------ creation
+    def after_load_checkpoint(self, runner, checkpoint):
+        if CHECKPOINT_KEY not in checkpoint:
+            return
+        masks = MaskSet.from_dict(checkpoint[CHECKPOINT_KEY], source='the checkpoint')
+        masks.check_fits(self._model(runner), ' (the checkpoint was saved by another model)')
+        self.masks, self.source = masks, 'checkpoint'
+
+    def _load_file(self, model, logger):
+        masks = MaskSet.load(self.mask_file)
+        if self.strict:
+            masks.check_fits(model, f' (mask file {self.mask_file})')
+            return masks
+        applied, ignored = masks.split_for(model)
+        if not len(applied):
+            raise UserError(f'none of the {len(masks)} masks in {self.mask_file} names a '
+                            f'parameter of this model (e.g. {masks.names()[0]}); was the '
+                            'checkpoint made for another architecture?')
+        print_log(f'pruning: applying {len(applied)} masks from {self.mask_file}; ignoring '
+                  f'{len(ignored)} that name no parameter of this model: '
+                  f'{", ".join(ignored) if ignored else "none"}', logger=logger)
+        return applied
+
+    def before_train(self, runner):
+        model = self._model(runner)
+        if self.masks is not None:
+            print_log(f'pruning: masks restored from the resumed checkpoint: {self.masks}',
+                      logger=runner.logger)
+        elif self.mask_file is not None:
+            self.masks, self.source = self._load_file(model, runner.logger), self.mask_file
+        else:
+            masks = None
+            if get_rank() == 0:
+                masks = compute_masks(
+                    model, runner.train_dataloader, self.criterion, self.sparsity,
+                    scope=self.scope, prunable=self.prunable,
+                    min_kept_per_layer=self.min_kept_per_layer, score_mode=self.score_mode,
+                    show_progress=self.show_progress, logger=runner.logger)
+            self.masks = (masks or MaskSet({})).broadcast()
+            self.source = 'computed'
+        self.masks.verify_across_ranks()
+        self.masks.apply_(model)
+        self.masks.enforce(model)
+        self._report(runner)
+
+    @master_only
+    def _report(self, runner):
+        out_dir = self.out_dir or runner.work_dir
+        print_log(f'pruning: per-layer masks ({self.source})\n{format_table(self.masks)}',
+                  logger=runner.logger)
+        self.masks.save(osp.join(out_dir, 'masks.pth'))
+        write_reports(self.masks, out_dir)
+
+    # ------------------------------------------------------------------ enforcement
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        # The gradient hooks already keep pruned entries at zero; this re-zeroing is the cheap
+        # second guarantee against anything that writes weights outside the optimizer.
+        self.masks.apply_(self._model(runner))
+
+    def after_train(self, runner):
+        if self.masks is not None:
+            self.masks.release()
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if self.masks is not None:
+            checkpoint[CHECKPOINT_KEY] = self.masks.to_dict()

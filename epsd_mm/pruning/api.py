@@ -1,0 +1,123 @@
+"""Compute masks for a model: the one entry point shared by ``PruningHook`` and
+``tools/prune.py``."""
+import contextlib
+import time
+
+from mmengine.logging import MMLogger, print_log
+
+from ..registry import CRITERIA, build_checked
+from ..utils.errors import UserError, check_sparsity
+from .masks import MaskSet
+from .selection import prunable_parameters, select_masks
+
+
+@contextlib.contextmanager
+def preserved_state(model, mode='train'):
+    """Run scoring on ``model`` and leave it exactly as found: weights, buffers (BatchNorm
+    statistics), dtype, train/eval flags, ``requires_grad`` and ``.grad``.
+
+    Args:
+        mode (str): ``'train'`` (BatchNorm uses batch statistics, as in training) or ``'eval'``
+            (running statistics) while scoring.
+    """
+    if mode not in ('train', 'eval'):
+        raise UserError(f"score_mode must be 'train' or 'eval', got {mode!r}")
+    snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    dtypes = {n: p.dtype for n, p in model.named_parameters()}
+    flags = {m: m.training for m in model.modules()}
+    requires = {p: p.requires_grad for p in model.parameters()}
+    grads = {p: p.grad for p in model.parameters()}
+    model.train(mode == 'train')
+    try:
+        yield model
+    finally:
+        dtype = next(iter(dtypes.values()))
+        model.to(dtype)
+        model.load_state_dict(snapshot)
+        for m, flag in flags.items():
+            m.training = flag
+        for p, req in requires.items():
+            p.requires_grad_(req)
+            p.grad = grads[p]
+
+def iterate_batches(model, data_loader):
+    """Endless iterator of preprocessed ``(inputs, data_samples)`` from ``data_loader``."""
+    while True:
+        empty = True
+        for data in data_loader:
+            empty = False
+            data = model.data_preprocessor(data, training=True)
+            yield data['inputs'], data['data_samples']
+        if empty:
+            raise UserError('the training data loader yields no batch; check the dataset')
+
+class _Counting:
+    """Wrap a batch iterator with an mmengine progress bar."""
+
+    def __init__(self, it, total, show):
+        self.it, self.bar = it, None
+        if show and total > 0:
+            from mmengine.utils import ProgressBar
+            self.bar = ProgressBar(total)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self.it)
+        if self.bar is not None:
+            self.bar.update()
+        return item
+
+def compute_masks(model, data_loader, criterion, sparsity, scope='global', prunable=None,
+                  min_kept_per_layer=0, score_mode='train', show_progress=True, logger=None):
+    """Score the prunable weights of ``model`` at initialization and select masks.
+
+    Args:
+        model (nn.Module): the (unwrapped) model, at its initial weights.
+        data_loader (Iterable, optional): training data; criteria that need none ignore it.
+        criterion (str | dict): a registered criterion name or config, e.g. ``'snip'`` or
+            ``dict(type='epsd', inner_steps=3)``.
+        sparsity (float): fraction of prunable weights to remove, in (0, 1).
+        scope (str): ``'global'`` or ``'layer'``. Defaults to ``'global'``.
+        prunable (dict, optional): kwargs of :func:`prunable_parameters` (``types``,
+            ``include``, ``exclude``). Defaults to None (every Conv2d/Linear weight).
+        min_kept_per_layer (int): see :func:`select_masks`. Defaults to 0 (collapse = error).
+        score_mode (str): ``'train'`` or ``'eval'`` mode while scoring. Defaults to ``'train'``.
+        show_progress (bool): show a progress bar over the batches read. Defaults to True.
+        logger: mmengine logger; the current one when None.
+
+    Returns:
+        MaskSet: the masks. ``model`` itself is left exactly as it was.
+    """
+    sparsity = check_sparsity(sparsity)
+    logger = logger or MMLogger.get_current_instance()
+    crit = build_checked(CRITERIA, criterion, 'pruning criterion')
+    params = prunable_parameters(model, **(prunable or {}))
+    need = crit.batches_needed
+    if need and data_loader is None:
+        raise UserError(f'criterion {crit.name!r} needs training data, but no data loader '
+                        'was given')
+    batches = _Counting(iterate_batches(model, data_loader), need, show_progress) if need \
+        else iter(())
+    print_log(f'pruning: scoring {sum(p.numel() for p in params.values())} weights in '
+              f'{len(params)} tensors with {crit.name!r} ({need} batches), target sparsity '
+              f'{sparsity}, scope {scope}', logger=logger)
+    start = time.perf_counter()
+    with preserved_state(model, score_mode):
+        scores = crit.score(model, params, batches, sparsity, scope)
+    masks, info = select_masks(scores, sparsity, scope, min_kept_per_layer)
+    result = MaskSet(masks, method=crit.name, target_sparsity=sparsity,
+                     extra=dict(scope=scope, rescued=info['rescued'],
+                                seconds=time.perf_counter() - start))
+    if info['rescued']:
+        print_log(f'pruning: kept {min_kept_per_layer} weights in layers the target would have '
+                  f'emptied: {", ".join(info["rescued"])}', logger=logger, level=30)
+    print_log(f'pruning: {result} in {result.extra["seconds"]:.2f}s', logger=logger)
+    return result
+
+def criterion_names():
+    CRITERIA.import_from_location()
+    return sorted(CRITERIA.module_dict)
+
+__all__ = ['compute_masks', 'preserved_state', 'iterate_batches', 'criterion_names']

@@ -1,0 +1,232 @@
+"""The one mask type of epsd_mm.
+
+A :class:`MaskSet` maps parameter names to boolean tensors (``True`` = kept). It owns everything
+that touches masks: applying them, keeping pruned entries at exactly zero through training,
+per-layer statistics, (de)serialization under the checkpoint key ``pruning``, the cross-rank
+checksum, and checking that masks fit a model.
+"""
+import hashlib
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+
+from ..utils.errors import UserError
+from ..utils.io import atomic_torch_save
+
+#: Top-level checkpoint key under which the masks travel beside a plain ``state_dict``.
+CHECKPOINT_KEY = 'pruning'
+
+
+def _fmt_shape(shape):
+    return 'x'.join(str(s) for s in shape) if len(shape) else 'scalar'
+
+
+class MaskSet:
+    """Boolean masks over named parameters.
+
+    Args:
+        masks (dict[str, Tensor]): parameter name -> mask of the parameter's shape; any dtype is
+            accepted and stored as ``torch.bool`` (non-zero = kept) on the CPU.
+        method (str): the criterion that produced the masks. Defaults to ``''``.
+        target_sparsity (float, optional): the sparsity that was asked for. Defaults to None.
+        extra (dict, optional): more provenance to save (e.g. ``scope``). Defaults to None.
+    """
+
+    def __init__(self, masks, method='', target_sparsity=None, extra=None):
+        self.masks = OrderedDict(
+            (name, torch.as_tensor(m).detach().to('cpu', torch.bool).contiguous())
+            for name, m in masks.items())
+        self.method = method
+        self.target_sparsity = target_sparsity
+        self.extra = dict(extra or {})
+        self._hooks = []
+
+    # ------------------------------------------------------------------ accounting
+    def __len__(self):
+        return len(self.masks)
+
+    def __contains__(self, name):
+        return name in self.masks
+
+    def __getitem__(self, name):
+        return self.masks[name]
+
+    def names(self):
+        return list(self.masks)
+
+    def items(self):
+        return self.masks.items()
+
+    @property
+    def numel(self):
+        """Number of masked (prunable) entries."""
+        return sum(m.numel() for m in self.masks.values())
+
+    @property
+    def kept(self):
+        """Number of entries kept."""
+        return sum(int(m.sum()) for m in self.masks.values())
+
+    @property
+    def sparsity(self):
+        """Fraction of masked entries that are pruned (0.9 = 90 % removed)."""
+        n = self.numel
+        return 1.0 - self.kept / n if n else 0.0
+
+    def layer_stats(self):
+        """Per-parameter statistics in mask order: dicts with ``name, shape, numel, kept,
+        sparsity``."""
+        rows = []
+        for name, m in self.masks.items():
+            kept = int(m.sum())
+            rows.append(dict(name=name, shape=list(m.shape), numel=m.numel(), kept=kept,
+                             sparsity=1.0 - kept / m.numel()))
+        return rows
+
+    def checksum(self):
+        """SHA-256 over names, shapes and mask bits: equal on two ranks iff the masks are."""
+        h = hashlib.sha256()
+        for name, m in self.masks.items():
+            h.update(name.encode())
+            h.update(str(tuple(m.shape)).encode())
+            h.update(m.numpy().tobytes())
+        return h.hexdigest()
+
+    def equal(self, other):
+        return (self.names() == other.names()
+                and all(torch.equal(self[n], other[n]) for n in self.masks))
+
+    # ------------------------------------------------------------------ model interaction
+    def check_fits(self, model, prefix_hint=''):
+        """Raise :class:`UserError` unless every mask names a parameter of ``model`` of the
+        same shape; the message shows the first mismatches."""
+        params = dict(model.named_parameters())
+        problems = []
+        for name, m in self.masks.items():
+            if name not in params:
+                problems.append(f'{name}: no such parameter in the model')
+            elif tuple(params[name].shape) != tuple(m.shape):
+                problems.append(f'{name}: mask {_fmt_shape(m.shape)} but parameter '
+                                f'{_fmt_shape(params[name].shape)}')
+        if problems:
+            shown = '; '.join(problems[:5])
+            more = f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''
+            raise UserError(
+                f'the masks do not fit this model: {len(problems)} of {len(self.masks)} masks '
+                f'mismatch, e.g. {shown}{more}. Use masks computed for this architecture'
+                f'{prefix_hint}.')
+
+    def split_for(self, model):
+        """Split into ``(fitting, ignored)`` for transfer into another model.
+
+        Masks whose names are not parameters of ``model`` are ignored (e.g. a classifier's
+        ``head.fc.weight`` when moving into a detector); a mask whose name exists but whose
+        shape differs is an error, since it means another architecture.
+        """
+        params = dict(model.named_parameters())
+        fitting = OrderedDict((n, m) for n, m in self.masks.items() if n in params)
+        ignored = [n for n in self.masks if n not in params]
+        sub = MaskSet(fitting, self.method, self.target_sparsity, self.extra)
+        sub.check_fits(model)
+        return sub, ignored
+
+    @torch.no_grad()
+    def apply_(self, model):
+        """Zero every pruned entry of ``model``'s parameters in place."""
+        params = dict(model.named_parameters())
+        for name, m in self.masks.items():
+            p = params[name]
+            p.mul_(m.to(device=p.device, dtype=p.dtype))
+
+    def enforce(self, model):
+        """Keep pruned entries at zero while ``model`` trains.
+
+        Gradients of pruned entries are zeroed as they are computed (a tensor hook), so SGD's
+        momentum buffer and weight decay (``wd * w`` with ``w == 0``) never move them, and Adam's
+        moments stay zero for them. :meth:`apply_` after every optimizer step is the second,
+        cheap guarantee (see ``PruningHook``). Returns nothing; :meth:`release` removes the hooks.
+        """
+        self.release()
+        params = dict(model.named_parameters())
+        for name, m in self.masks.items():
+            p = params[name]
+            if not p.requires_grad:  # frozen (e.g. mmdet's frozen_stages): apply_ suffices
+                continue
+            mask = m.to(device=p.device, dtype=p.dtype)
+            self._hooks.append(p.register_hook(lambda g, mask=mask: g * mask))
+
+    def release(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def zero_violations(self, model_or_state):
+        """Number of pruned entries that are not exactly zero in a model or a state dict."""
+        if isinstance(model_or_state, nn.Module):
+            tensors = dict(model_or_state.named_parameters())
+        else:
+            tensors = model_or_state
+        bad = 0
+        for name, m in self.masks.items():
+            t = tensors[name].detach().cpu()
+            bad += int((t[~m] != 0).sum())
+        return bad
+
+    # ------------------------------------------------------------------ (de)serialization
+    def to_dict(self):
+        """The ``pruning`` dict saved in checkpoints and in ``masks.pth``."""
+        return dict(masks=OrderedDict(self.masks), method=self.method,
+                    target_sparsity=self.target_sparsity, sparsity=self.sparsity, **self.extra)
+
+    @classmethod
+    def from_dict(cls, d, source='the mask dict'):
+        if not isinstance(d, dict) or not isinstance(d.get('masks'), dict):
+            raise UserError(f'{source} holds no masks: expected a dict with a "masks" entry '
+                            '(parameter name -> bool tensor), as tools/prune.py writes')
+        extra = {k: v for k, v in d.items()
+                 if k not in ('masks', 'method', 'target_sparsity', 'sparsity')}
+        return cls(d['masks'], d.get('method', ''), d.get('target_sparsity'), extra)
+
+    def save(self, path):
+        """Write the ``pruning`` dict to ``path`` atomically."""
+        atomic_torch_save(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path):
+        """Load masks from a ``masks.pth`` file or from any checkpoint with a ``pruning`` key."""
+        import os.path as osp
+        if not osp.isfile(path):
+            raise UserError(f'mask file {path} does not exist; create one with tools/prune.py '
+                            'or point to a checkpoint of a pruned run')
+        try:
+            obj = torch.load(path, map_location='cpu')
+        except Exception as e:  # a corrupt or foreign file is the user's input, not our bug
+            raise UserError(f'cannot read masks from {path}: {e}') from None
+        if isinstance(obj, dict) and CHECKPOINT_KEY in obj:
+            obj = obj[CHECKPOINT_KEY]
+        return cls.from_dict(obj, source=path)
+
+    # ------------------------------------------------------------------ distributed
+    def broadcast(self, src=0):
+        """Return rank ``src``'s masks on every rank (a no-op without distributed training)."""
+        from mmengine import dist
+        if dist.get_world_size() == 1:
+            return self
+        payload = [self.to_dict() if dist.get_rank() == src else None]
+        dist.broadcast_object_list(payload, src=src)
+        return MaskSet.from_dict(payload[0])
+
+    def verify_across_ranks(self):
+        """Raise ``RuntimeError`` when any rank holds other masks (compared by checksum)."""
+        from mmengine import dist
+        if dist.get_world_size() == 1:
+            return
+        sums = dist.all_gather_object(self.checksum())
+        if len(set(sums)) != 1:
+            raise RuntimeError(f'pruning masks differ across ranks (checksums {sums}); '
+                               'stopping rather than training divergent models')
+
+    def __repr__(self):
+        return (f'MaskSet({len(self)} tensors, {self.numel} entries, sparsity '
+                f'{self.sparsity:.4f}, method={self.method!r})')

@@ -1,0 +1,356 @@
+"""Pruning-at-initialization criteria, one small registered class each.
+
+Every criterion implements ``score(model, params, batches, sparsity, scope) -> {name: score}``
+with *higher = keep*. ``params`` are the prunable weights (name -> ``nn.Parameter``) and
+``batches`` is an iterator of preprocessed ``(inputs, data_samples)``. The caller
+(:func:`epsd_mm.pruning.api.compute_masks`) restores the model's weights, buffers and modes after
+scoring, so criteria may change them freely.
+
+Losses come from the model (DESIGN principle 2): the task loss is the model's own ``loss`` with
+self-distillation switched off, the SD loss is the model's own ``loss``. No criterion
+re-implements an SD method.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..registry import CRITERIA
+from ..utils.errors import UserError
+from .selection import select_masks
+
+
+# ---------------------------------------------------------------------- loss access
+def sum_losses(losses):
+    """Total of a loss dict the way mmengine's ``parse_losses`` adds it (keys with 'loss')."""
+    total = 0.
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = sum(v.mean() for v in value)
+        total = total + value.mean()
+    return total
+
+
+def _sd_switch(model, sd):
+    """Context in which ``model(..., mode='loss')`` is the SD loss (``sd=True``) or the task
+    loss alone. Plain classifiers have only a task loss."""
+    if sd:
+        if not hasattr(model, 'sd'):
+            raise UserError(
+                f'the epsd criterion scores with the model\'s self-distillation loss, but '
+                f'{type(model).__name__} has none; use model=dict(type="SDImageClassifier", '
+                'sd=dict(type="DLB"|"CSKD"|"PSKD"), ...)')
+        return contextlib.nullcontext()
+    if hasattr(model, 'sd_disabled'):
+        return model.sd_disabled()
+    return contextlib.nullcontext()
+
+
+def _scoring_episode(model):
+    """The SD method's scratch state for a scoring episode (nothing for plain models)."""
+    sd = getattr(model, 'sd', None)
+    return sd.scoring() if sd is not None else contextlib.nullcontext()
+
+
+def model_loss(model, inputs, data_samples, sd=False, params=None):
+    """The model's total training loss on a batch, optionally with substituted ``params``."""
+    with _sd_switch(model, sd):
+        if params is None:
+            losses = model(inputs, data_samples, mode='loss')
+        else:
+            losses = functional_call(model, params, (inputs, data_samples), {'mode': 'loss'})
+    return sum_losses(losses)
+
+
+def logits_and_labels(model, inputs, data_samples):
+    """Logits and integer labels of the task (CE) part of a batch."""
+    if hasattr(model, 'task_logits'):
+        return model.task_logits(inputs, data_samples)
+    logits = model(inputs, data_samples, mode='tensor')
+    labels = torch.cat([ds.gt_label for ds in data_samples]).to(logits.device)
+    return logits, labels
+
+
+def _check_finite(value, what):
+    if not torch.isfinite(value).all():
+        raise UserError(f'{what} is {value.item() if value.numel() == 1 else "not finite"}; '
+                        'scoring diverged (lower inner_lr or the number of inner steps, or '
+                        'check the data)')
+    return value
+
+
+# ---------------------------------------------------------------------- criteria
+class BaseCriterion:
+    """Base of the criteria.
+
+    Args:
+        num_batches (int): mini-batches of training data the criterion reads. Defaults to 1.
+    """
+    #: registry name; also written into masks and reports
+    name = ''
+    #: whether the criterion reads training data
+    needs_data = True
+
+    def __init__(self, num_batches=1):
+        if int(num_batches) < 1:
+            raise UserError(f'num_batches must be >= 1, got {num_batches}')
+        self.num_batches = int(num_batches)
+
+    @property
+    def batches_needed(self):
+        return self.num_batches if self.needs_data else 0
+
+    def score(self, model, params, batches, sparsity, scope):
+        raise NotImplementedError
+
+
+@CRITERIA.register_module(name='random')
+class RandomCriterion(BaseCriterion):
+    """Uniform random scores: global selection then prunes uniformly at random.
+
+    Args:
+        seed (int, optional): seed of a private generator; None draws from torch's global
+            generator (seeded by the Runner's ``randomness``). Defaults to None.
+    """
+    name = 'random'
+    needs_data = False
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+
+    def score(self, model, params, batches, sparsity, scope):
+        gen = None
+        if self.seed is not None:
+            gen = torch.Generator().manual_seed(int(self.seed))
+        return {n: torch.rand(p.shape, generator=gen) for n, p in params.items()}
+
+
+@CRITERIA.register_module(name='magnitude')
+class MagnitudeCriterion(BaseCriterion):
+    """|w| at initialization."""
+    name = 'magnitude'
+    needs_data = False
+
+    def score(self, model, params, batches, sparsity, scope):
+        return {n: p.detach().abs() for n, p in params.items()}
+
+
+@CRITERIA.register_module(name='snip')
+class SNIP(BaseCriterion):
+    """SNIP (Lee et al., ICLR 2019): |dL/dm| = |g * w| of the task loss at initialization,
+    gradients summed over ``num_batches`` mini-batches (normalization is omitted: it does not
+    change a ranking)."""
+    name = 'snip'
+
+    def score(self, model, params, batches, sparsity, scope):
+        weights = list(params.values())
+        grads = [torch.zeros_like(w) for w in weights]
+        for step in range(self.num_batches):
+            inputs, data_samples = next(batches)
+            loss = _check_finite(model_loss(model, inputs, data_samples),
+                                 f'snip loss on batch {step + 1}')
+            for acc, g in zip(grads, torch.autograd.grad(loss, weights, allow_unused=True)):
+                if g is not None:
+                    acc += g
+        return {n: (g * w.detach()).abs() for (n, w), g in zip(params.items(), grads)}
+
+
+@CRITERIA.register_module(name='grasp')
+class GraSP(BaseCriterion):
+    """GraSP (Wang et al., ICLR 2020): S = -w * Hg with the task CE on logits / ``temperature``.
+
+    GraSP removes the entries with the *highest* S, so the keep-score is ``-S = w * Hg``. The
+    gradient g and the Hessian-gradient product both use the same ``num_batches`` batches
+    (the original draws 10 samples per class; here batches come from the training loader).
+
+    Args:
+        temperature (float): logit temperature. Defaults to 200 (the paper's value).
+    """
+    name = 'grasp'
+
+    def __init__(self, temperature=200.0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def _loss(self, model, batch):
+        logits, labels = logits_and_labels(model, *batch)
+        return F.cross_entropy(logits / self.temperature, labels)
+
+    def score(self, model, params, batches, sparsity, scope):
+        weights = list(params.values())
+        data = [next(batches) for _ in range(self.num_batches)]
+        g = [torch.zeros_like(w) for w in weights]
+        for batch in data:
+            grads = torch.autograd.grad(self._loss(model, batch), weights, allow_unused=True)
+            for acc, gi in zip(g, grads):
+                if gi is not None:
+                    acc += gi
+        hg = [torch.zeros_like(w) for w in weights]
+        for step, batch in enumerate(data):
+            grads = torch.autograd.grad(self._loss(model, batch), weights, create_graph=True,
+                                        allow_unused=True)
+            z = sum((gi * gd).sum() for gi, gd in zip(grads, g) if gi is not None)
+            _check_finite(z.detach(), f'grasp gradient product on batch {step + 1}')
+            for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True)):
+                if h is not None:
+                    acc += h
+        return {n: w.detach() * h for (n, w), h in zip(params.items(), hg)}
+
+
+@CRITERIA.register_module(name='synflow')
+class SynFlow(BaseCriterion):
+    """SynFlow (Tanaka et al., NeurIPS 2020): data-free, iterative.
+
+    Weights become |w| (in float64, which deep networks need to avoid overflow), BatchNorm runs
+    in eval mode, and the score of R = sum(f(1)) on an all-ones input is |w * dR/dw|. Over
+    ``rounds`` rounds the density follows the exponential schedule
+    ``(1 - sparsity) ** (k / rounds)``, masking between rounds.
+
+    Args:
+        rounds (int): pruning rounds. Defaults to 100 (the paper's value).
+        input_shape (tuple, optional): (C, H, W) of the all-ones input; taken from one training
+            batch when None. Defaults to None.
+    """
+    name = 'synflow'
+
+    def __init__(self, rounds=100, input_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if int(rounds) < 1:
+            raise UserError(f'synflow rounds must be >= 1, got {rounds}')
+        self.rounds = int(rounds)
+        self.input_shape = tuple(input_shape) if input_shape else None
+
+    @property
+    def batches_needed(self):
+        return 0 if self.input_shape else 1
+
+    def score(self, model, params, batches, sparsity, scope):
+        shape = self.input_shape
+        if shape is None:
+            inputs, _ = next(batches)
+            first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+            shape = tuple(first.shape[-3:])
+        model.double().eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.abs_()
+        device = next(model.parameters()).device
+        ones = torch.ones((1, ) + shape, dtype=torch.float64, device=device)
+        init = {n: p.detach().clone() for n, p in params.items()}
+        masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
+        scores = None
+        for k in range(1, self.rounds + 1):
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(init[n] * masks[n])
+            out = model(ones, mode='tensor')
+            r = out.sum() if torch.is_tensor(out) else sum(o.sum() for o in out)
+            _check_finite(r.detach(), f'synflow R in round {k}')
+            grads = torch.autograd.grad(r, list(params.values()))
+            scores = {n: (g * p.detach()).abs().float()
+                      for (n, p), g in zip(params.items(), grads)}
+            density = (1.0 - sparsity) ** (k / self.rounds)
+            if k < self.rounds:
+                masks, _ = select_masks(scores, 1.0 - density, scope, min_kept_per_layer=1)
+        return scores
+
+
+@CRITERIA.register_module(name='prospr')
+class ProsPr(BaseCriterion):
+    """ProsPr (Alizadeh et al., ICLR 2022): the meta-gradient of the loss after a few training
+    steps with respect to a mask.
+
+    Masks ``m = 1`` multiply the prunable weights, ``theta_0 = theta_init * m``; ``inner_steps``
+    plain SGD steps (``theta_{k+1} = theta_k - inner_lr * dL/dtheta_k``, on every trainable
+    parameter, BatchNorm's affine ones included) are taken on fresh batches while autograd keeps
+    the graph; the score is ``|dL(theta_M)/dm|`` on the next batch. With ``inner_steps=0`` this
+    is SNIP on one batch.
+
+    Args:
+        inner_steps (int): M, the number of inner SGD steps. Defaults to 3.
+        inner_lr (float): their learning rate. Defaults to 0.1.
+        first_order (bool): drop second-order terms (the inner gradients are treated as
+            constants), much cheaper in memory. Defaults to False (full meta-gradient).
+    """
+    name = 'prospr'
+    #: whether the inner and outer losses are the model's self-distillation loss
+    use_sd = False
+
+    def __init__(self, inner_steps=3, inner_lr=0.1, first_order=False, **kwargs):
+        kwargs.setdefault('num_batches', 1)
+        super().__init__(**kwargs)
+        if int(inner_steps) < 0:
+            raise UserError(f'inner_steps must be >= 0, got {inner_steps}')
+        self.inner_steps = int(inner_steps)
+        self.inner_lr = float(inner_lr)
+        self.first_order = bool(first_order)
+
+    @property
+    def batches_needed(self):
+        return self.inner_steps + 1
+
+    def score(self, model, params, batches, sparsity, scope):
+        _sd_switch(model, self.use_sd)  # fails early, with advice, on a model without SD
+        data = [next(batches) for _ in range(self.inner_steps + 1)]
+        masks = {n: torch.ones_like(p, requires_grad=True) for n, p in params.items()}
+        with _scoring_episode(model):
+            if self.use_sd:
+                with torch.no_grad():
+                    for batch in data:
+                        model.sd.prime(model, *batch)
+            theta = {}
+            for n, p in model.named_parameters():
+                if not p.requires_grad:
+                    continue
+                if n in masks:
+                    theta[n] = p.detach() * masks[n]
+                else:
+                    theta[n] = p.detach().clone().requires_grad_(True)
+            for step in range(self.inner_steps):
+                loss = model_loss(model, *data[step], sd=self.use_sd, params=theta)
+                _check_finite(loss.detach(),
+                              f'{self.name} loss at inner step {step + 1}/{self.inner_steps}')
+                grads = torch.autograd.grad(loss, list(theta.values()),
+                                            create_graph=not self.first_order,
+                                            allow_unused=True)
+                theta = {n: t if g is None else t - self.inner_lr * g
+                         for (n, t), g in zip(theta.items(), grads)}
+            loss = model_loss(model, *data[-1], sd=self.use_sd, params=theta)
+            _check_finite(loss.detach(), f'{self.name} loss at the scoring step '
+                                         f'(after {self.inner_steps} inner steps)')
+            grads = torch.autograd.grad(loss, list(masks.values()), allow_unused=True)
+        return {n: (torch.zeros_like(p) if g is None else g.detach().abs())
+                for (n, p), g in zip(params.items(), grads)}
+
+
+@CRITERIA.register_module(name='epsd')
+class EPSD(ProsPr):
+    """EPSD (Chen et al., AAAI 2024): ProsPr's meta-gradient with the self-distillation loss.
+
+    Every inner step and the scoring step minimize the model's own SD training loss (CE plus
+    the SD term of the configured CS-KD, PS-KD or DLB, with that method's teacher signal), so
+    the mask keeps the weights that matter to *distillation*, not to CE alone. The model must be
+    an ``SDImageClassifier``; its SD method supplies the loss (DESIGN principle 2).
+
+    Choices the paper leaves open, made here (all configurable):
+
+    - inner steps ``inner_steps=3`` with plain SGD ``inner_lr=0.1``, the full meta-gradient
+      (``first_order=False``), one fresh training mini-batch per step: ProsPr's defaults.
+    - the inner steps minimize the SD loss too (not CE), so the scored trajectory is the one
+      training will follow.
+    - the teacher signal at initialization: CS-KD's pair is in every batch; DLB's previous batch
+      is the previous inner step's batch (the first step has none: CE only); PS-KD's "previous
+      epoch" predictions are those of theta_init on the scoring batches (``sd.prime``), with
+      ``alpha = alpha_T`` (PS-KD's ``score_alpha``).
+    - SD state used for scoring is scratch: the run's PS-KD memory and DLB carry are untouched.
+    - global top-k over all prunable weights (``scope``), no layer may be emptied
+      (``min_kept_per_layer``), BatchNorm in train mode while scoring (``score_mode``).
+
+    With the SD method's ``loss_weight`` at 0 the scores equal :class:`ProsPr`'s exactly.
+    """
+    name = 'epsd'
+    use_sd = True

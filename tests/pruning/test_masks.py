@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from epsd_mm.pruning import MaskSet, compute_masks
+from epsd_mm.utils.errors import UserError
+
+from .helpers import batches, tiny_classifier
+
+
+def _masks(model, sparsity=0.8, method='random'):
+    return compute_masks(model, None, dict(type=method, seed=0), sparsity, show_progress=False)
+
+
+def _train(model, optimizer, steps=5):
+    it = batches()
+    for _ in range(steps):
+        inputs, samples = next(it)
+        loss = sum(v for k, v in model(inputs, samples, mode='loss').items() if 'loss' in k)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize('opt', ['sgd', 'adamw'])
+def test_pruned_entries_stay_exactly_zero_through_optimizer_steps(opt):
+    model = tiny_classifier()
+    masks = _masks(model)
+    masks.apply_(model)
+    masks.enforce(model)
+    if opt == 'sgd':
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
+                                    nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _train(model, optimizer)
+    assert masks.zero_violations(model) == 0
+    params = dict(model.named_parameters())
+    for name, m in masks.items():
+        # the kept entries did train, so the zeros are not from a frozen model
+        assert not torch.equal(params[name][m], before[name][m])
+        if opt == 'sgd':  # momentum never accumulated for pruned entries
+            buf = optimizer.state[params[name]]['momentum_buffer']
+            assert (buf[~m] == 0).all()
+    masks.release()
+
+
+def test_without_enforcement_momentum_would_revive_pruned_entries():
+    # the control experiment: the same training without enforce() breaks the invariant
+    model = tiny_classifier()
+    masks = _masks(model)
+    masks.apply_(model)
+    _train(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4))
+    assert masks.zero_violations(model) > 0
+
+
+def test_roundtrip_save_load_bit_for_bit(tmp_path):
+    model = tiny_classifier()
+    masks = _masks(model, 0.9)
+    path = tmp_path / 'masks.pth'
+    masks.save(str(path))
+    loaded = MaskSet.load(str(path))
+    assert loaded.equal(masks) and loaded.checksum() == masks.checksum()
+    assert loaded.method == 'random' and loaded.target_sparsity == 0.9
+    assert abs(loaded.sparsity - 0.9) < 1e-3
+    # a checkpoint with the top-level "pruning" key loads the same way
+    torch.save({'state_dict': model.state_dict(), 'pruning': masks.to_dict()},
+               str(tmp_path / 'ckpt.pth'))
+    assert MaskSet.load(str(tmp_path / 'ckpt.pth')).equal(masks)
+
+
+def test_masks_of_another_model_are_refused_with_the_first_mismatches():
+    small, wide = tiny_classifier(width=8), tiny_classifier(width=16)
+    masks = _masks(small)
+    with pytest.raises(UserError, match=r'do not fit.*backbone\.conv1\.weight: mask 8x3x3x3 but '
+                       r'parameter 16x3x3x3'):
+        masks.check_fits(wide)
+
+
+def test_split_for_ignores_missing_names_but_not_wrong_shapes():
+    model = tiny_classifier()
+    masks = _masks(model)
+    extra = MaskSet(dict(masks.items(), **{'head.extra.weight': torch.ones(2, 2)}))
+    applied, ignored = extra.split_for(model)
+    assert ignored == ['head.extra.weight'] and applied.names() == masks.names()
+    wrong = MaskSet({'backbone.conv1.weight': torch.ones(1, 1)})
+    with pytest.raises(UserError, match='backbone.conv1.weight'):
+        wrong.split_for(model)
+
+
+def test_missing_or_foreign_mask_file(tmp_path):
+    with pytest.raises(UserError, match='does not exist'):
+        MaskSet.load(str(tmp_path / 'none.pth'))
+    torch.save({'state_dict': {}}, str(tmp_path / 'plain.pth'))
+    with pytest.raises(UserError, match='holds no masks'):
+        MaskSet.load(str(tmp_path / 'plain.pth'))
