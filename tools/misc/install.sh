@@ -13,7 +13,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     step "creating $VENV with $($PY --version)"
     "$PY" -m venv "$VENV"
 fi
-VPY="$VENV/bin/python"
+ROOT=$(pwd)
+VPY="$ROOT/$VENV/bin/python"
 PIP="$VPY -m pip --disable-pip-version-check"
 
 have() {  # have MODULE VERSION: true when MODULE imports with exactly VERSION
@@ -62,12 +63,13 @@ if ! have mmengine 0.10.7 || ! have mmdet 3.3.0 || ! have mmpretrain 1.2.0 \
     $PIP install -q -r requirements/runtime.txt -r requirements/tests.txt
 fi
 
-if ! "$VPY" -c "import epsd_mm, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(epsd_mm.__file__), 'epsd_mm') else 1)" >/dev/null 2>&1; then
+# checked from / so that the current directory on sys.path cannot fake an installed package
+if ! (cd / && "$VPY" -c "import epsd_mm, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(epsd_mm.__file__), sys.argv[1]) else 1)" "$ROOT/epsd_mm") >/dev/null 2>&1; then
     step "epsd_mm (editable)"
     $PIP install -q --no-build-isolation --no-deps -e .
 fi
 
-"$VPY" - <<'PYEOF'
+(cd / && "$VPY" - <<'PYEOF'
 import torch, torchvision, mmcv, mmengine, mmdet, mmpretrain
 from mmcv.ops import nms, RoIAlign  # noqa: F401  compiled ops present
 import epsd_mm
@@ -75,3 +77,4 @@ print(f'[install] ready: torch {torch.__version__}, torchvision {torchvision.__v
       f'mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, '
       f'mmpretrain {mmpretrain.__version__}, epsd_mm {epsd_mm.__version__}')
 PYEOF
+)
