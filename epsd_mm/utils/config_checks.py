@@ -1,0 +1,236 @@
+"""Checking and preparing a loaded config before the Runner is built.
+
+A typo in a data path otherwise surfaces deep inside a dataset's ``load_data_list`` (after the
+model is built, sometimes after pruning has run); checking the paths before the Runner is built
+answers it in one line, naming the path and the config key that holds it.
+
+The tools share two more steps here: importing the package that the config's ``default_scope``
+names (:func:`import_scope`), and adapting a distributed launch to a machine without CUDA
+(:func:`adapt_dist_to_cpu`).
+"""
+import datetime
+import importlib
+import os
+import os.path as osp
+
+import torch
+
+from .errors import UserError
+
+#: The dataloaders :func:`check_data_paths` looks at by default.
+DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+#: What creates the demo data; named in the message when a missing path lies under data/demo.
+DEMO_DATA_HINT = 'create it with: python tools/misc/make_demo_data.py --out data/demo'
+
+
+def _is_remote(path):
+    # URIs (http://, s3://, petrel://...) are served by a file backend, not the local disk.
+    return '://' in path
+
+
+def _join(data_root, path):
+    """Join like mmengine's ``BaseDataset._join_prefix``: absolute paths and URIs stay as
+    they are, relative ones go under ``data_root``."""
+    if not data_root or osp.isabs(path) or _is_remote(path):
+        return path
+    return osp.join(data_root, path)
+
+
+def _under_demo(path):
+    parts = osp.normpath(osp.abspath(path)).split(osp.sep)
+    return any(a == 'data' and b == 'demo' for a, b in zip(parts, parts[1:]))
+
+
+def _missing(path, what, key):
+    msg = (f'{what} does not exist: {path} (set by {key}; fix the path in the config or '
+           f'override it with --cfg-options {key}=PATH)')
+    if _under_demo(path):
+        msg += f'; {DEMO_DATA_HINT}'
+    return UserError(msg)
+
+
+def _leaf_datasets(dataset, key):
+    """Yield ``(dataset_cfg, key)`` for every real dataset below dataset wrappers.
+
+    ``ConcatDataset`` holds a list under ``datasets``; ``RepeatDataset``, ``ClassBalancedDataset``,
+    ``MultiImageMixDataset``, ``KFoldDataset`` and the like hold one under ``dataset``.
+    """
+    if not isinstance(dataset, dict):
+        return
+    if isinstance(dataset.get('datasets'), (list, tuple)):
+        for i, sub in enumerate(dataset['datasets']):
+            yield from _leaf_datasets(sub, f'{key}.datasets.{i}')
+    elif isinstance(dataset.get('dataset'), dict):
+        yield from _leaf_datasets(dataset['dataset'], f'{key}.dataset')
+    else:
+        yield dataset, key
+
+
+def _check_dataset(dataset, key):
+    backend = (dataset.get('backend_args') or {}).get('backend', 'local')
+    if backend != 'local' or dataset.get('download'):
+        # Remote storage, or a dataset that fetches its own files: nothing on disk to check yet.
+        return
+    data_root = dataset.get('data_root') or ''
+    if not isinstance(data_root, str):
+        return
+    if data_root and not _is_remote(data_root) and not osp.exists(data_root):
+        raise _missing(data_root, 'data_root', f'{key}.data_root')
+    ann_files = dataset.get('ann_file') or ''
+    ann_list = [ann_files] if isinstance(ann_files, str) else list(ann_files)
+    for i, ann_file in enumerate(a for a in ann_list if a):
+        if not isinstance(ann_file, str):
+            continue
+        path = _join(data_root, ann_file)
+        if not _is_remote(path) and not osp.exists(path):
+            sub = '' if isinstance(ann_files, str) else f'.{i}'
+            raise _missing(path, 'annotation file', f'{key}.ann_file{sub}')
+    if not any(ann_list):
+        # Class-folder datasets (mmpretrain's CustomDataset without ann_file) scan this folder.
+        prefix = dataset.get('data_prefix') or ''
+        if isinstance(prefix, dict):
+            prefix, sub = prefix.get('img_path') or '', '.img_path'
+        else:
+            sub = ''
+        if prefix and isinstance(prefix, str):
+            path = _join(data_root, prefix)
+            if not _is_remote(path) and not osp.exists(path):
+                raise _missing(path, 'image folder', f'{key}.data_prefix{sub}')
+
+
+def check_data_paths(cfg, dataloaders=DATALOADER_KEYS):
+    """Raise :class:`UserError` if a dataset of ``cfg`` points at a path that does not exist.
+
+    For each dataloader named in ``dataloaders`` that the config sets, every dataset below its
+    wrappers is checked: ``data_root`` must exist, and so must each ``ann_file``, joined with
+    ``data_root`` the way mmengine's ``BaseDataset`` joins it. A class-folder dataset (no
+    ``ann_file``) must have its image folder (``data_prefix``). Paths under ``data/demo`` add the
+    command that creates the demo data. Datasets on a remote file backend, and those with
+    ``download=True``, are skipped.
+
+    Args:
+        cfg (mmengine.Config | dict): The loaded config.
+        dataloaders (Sequence[str]): Config keys of the dataloaders to check.
+            Defaults to ``('train_dataloader', 'val_dataloader', 'test_dataloader')``.
+
+    Raises:
+        UserError: Naming the missing path and the config key that sets it.
+    """
+    for loader_key in dataloaders:
+        loader = cfg.get(loader_key)
+        if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+            continue
+        for dataset, key in _leaf_datasets(loader['dataset'], f'{loader_key}.dataset'):
+            _check_dataset(dataset, key)
+
+
+def load_config(path, cfg_options=None):
+    """``Config.fromfile(path)`` merged with ``cfg_options``; a missing or unparsable config
+    file raises :class:`UserError` instead of a traceback.
+
+    Args:
+        path (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options`` overrides. Defaults to None.
+
+    Returns:
+        mmengine.Config: The config.
+    """
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise UserError(f'config file not found: {path}')
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as e:
+        raise UserError(f'config {path} is not valid Python: {e}') from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def import_scope(cfg):
+    """Import the package named by ``cfg.default_scope`` and register all its modules.
+
+    mmpretrain and mmdet each offer ``<scope>.utils.register_all_modules``; it is called with
+    ``init_default_scope=False`` because the Runner sets the default scope from the config
+    itself. A config without ``default_scope`` is left alone.
+
+    Args:
+        cfg (mmengine.Config): The loaded config.
+
+    Returns:
+        str | None: The scope.
+    """
+    scope = cfg.get('default_scope')
+    if not scope:
+        return None
+    try:
+        utils = importlib.import_module(f'{scope}.utils')
+    except ModuleNotFoundError as e:
+        if e.name == scope:
+            raise UserError(
+                f'the config\'s default_scope is {scope!r}, but no package {scope!r} is '
+                f'installed (use mmpretrain for classification or mmdet for detection)') from None
+        if e.name == f'{scope}.utils':
+            return scope  # a package without register_all_modules: nothing to register
+        raise
+    register = getattr(utils, 'register_all_modules', None)
+    if register is not None:
+        register(init_default_scope=False)
+    return scope
+
+
+def adapt_dist_to_cpu(cfg, launcher):
+    """Make a distributed launch work on a machine without CUDA; a no-op otherwise.
+
+    mmengine 0.10.7 assumes a GPU per process: its PyTorch launcher calls
+    ``torch.cuda.set_device`` before ``init_process_group``, and its default model wrapper
+    passes ``device_ids=[LOCAL_RANK]``, which ``DistributedDataParallel`` rejects for a CPU model.
+    Without CUDA this function therefore sets ``env_cfg.dist_cfg.backend='gloo'``, gives a
+    ``DistributedDataParallel`` model wrapper ``device_ids=None``, and for ``launcher='pytorch'``
+    initializes the gloo process group itself (from the ``RANK``/``WORLD_SIZE``/``MASTER_*``
+    variables torchrun sets), so that the Runner finds it initialized and skips its own set-up.
+
+    Args:
+        cfg (mmengine.Config): The loaded config; changed in place.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        bool: Whether the config was adapted.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    from mmengine.config import ConfigDict
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+
+    env_cfg = cfg.get('env_cfg') or ConfigDict()
+    dist_cfg = env_cfg.get('dist_cfg') or ConfigDict()
+    dist_cfg['backend'] = 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg['env_cfg'] = env_cfg
+
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        # What the Runner builds by default, minus the GPU id.
+        cfg['model_wrapper_cfg'] = ConfigDict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    else:
+        wrapper_type = wrapper.get('type', 'MMDistributedDataParallel')
+        if isinstance(wrapper_type, str):
+            wrapper_type = MODEL_WRAPPERS.get(wrapper_type)
+        if isinstance(wrapper_type, type) and issubclass(wrapper_type, DistributedDataParallel):
+            wrapper.setdefault('device_ids', None)
+
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+            if var not in os.environ:
+                raise UserError(
+                    f'--launcher pytorch needs the environment variable {var}, which torchrun '
+                    f'sets; start the tool with tools/dist_train.sh or tools/dist_test.sh')
+        kwargs = {}
+        if dist_cfg.get('timeout') is not None:
+            kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+    return True

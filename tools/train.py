@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Train a classifier (mmpretrain config) or a detector (mmdet config) with the mmengine Runner.
+
+The flags and their behaviour follow mmdet 3.3's ``tools/train.py``.
+"""
+import argparse
+import os
+import os.path as osp
+
+import epsd_mm  # noqa: F401  fills the registries and installs the torch>=2.6 checkpoint shim
+from epsd_mm.utils.config_checks import (
+    adapt_dist_to_cpu,
+    check_data_paths,
+    import_scope,
+    load_config,
+)
+from epsd_mm.utils.errors import UserError, cli_main
+
+EPILOG = '''\
+examples:
+  python tools/train.py configs/epsd_voc_frcnn.py
+  python tools/train.py CONFIG --work-dir work_dirs/run1 --cfg-options train_cfg.max_epochs=2
+  python tools/train.py CONFIG --work-dir work_dirs/run1 --resume        # latest checkpoint
+  python tools/train.py CONFIG --resume work_dirs/run1/epoch_3.pth       # a given checkpoint
+  bash tools/dist_train.sh CONFIG 2                                      # 2 processes
+
+The task (classification or detection) follows the config's default_scope
+(mmpretrain or mmdet). Logs and checkpoints go to --work-dir, else to the config's
+work_dir, else to ./work_dirs/<config name>.
+'''
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(
+        description='Train a model from an mmpretrain (classification) or mmdet (detection)\n'
+                    'config with the mmengine Runner.',
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp', action='store_true', default=False,
+        help='enable automatic-mixed-precision training (needs a GPU)')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='enable automatically scaling LR by the total batch size '
+             '(needs auto_scale_lr.base_batch_size in the config)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint; without a path, resume from the latest '
+             'checkpoint in the work directory')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy '
+             'format will be merged into config file. If the value to be overwritten is a '
+             'list, it should be like key="[a,b]" or key=a,b It also allows nested '
+             'list/tuple values, e.g. key="[(a,b),(c,d)]" Note that the quotation marks are '
+             'necessary and that no white space is allowed.')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher (tools/dist_train.sh uses pytorch; without CUDA the gloo '
+             'backend is used)')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg, args):
+    """Apply the command line to ``cfg`` the way mmdet's train.py does."""
+    cfg.launcher = args.launcher
+    # work_dir is determined in this priority: CLI > segment in file > filename
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        from mmengine.device import get_device
+        if get_device() == 'cpu':
+            raise UserError('--amp needs a GPU (mmengine\'s AmpOptimWrapper does not run on '
+                            'CPU); drop --amp on this machine')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        auto_scale_lr = cfg.get('auto_scale_lr') or {}
+        if 'enable' not in auto_scale_lr or 'base_batch_size' not in auto_scale_lr:
+            raise UserError(
+                '--auto-scale-lr needs "auto_scale_lr" with "enable" and "base_batch_size" in '
+                'the config, e.g. auto_scale_lr = dict(enable=False, base_batch_size=16)')
+        cfg.auto_scale_lr.enable = True
+
+    # resume is determined in this priority: resume from > auto_resume
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if '://' not in args.resume and not osp.isfile(args.resume):
+            raise UserError(f'checkpoint to resume from not found: {args.resume}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+@cli_main
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    scope = import_scope(cfg)
+    if scope == 'mmdet':
+        # As mmdet's tool: fewer dynamo recompilations for detection's dynamic shapes.
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    merge_args(cfg, args)
+    check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    adapt_dist_to_cpu(cfg, args.launcher)
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
