@@ -137,7 +137,9 @@ class MaskSet:
         params = dict(model.named_parameters())
         for name, m in self.masks.items():
             p = params[name]
-            p.mul_(m.to(device=p.device, dtype=p.dtype))
+            # masked_fill, not multiplication: w * 0 keeps the sign of w (-0.0), which would
+            # cost compact checkpoints a sign bit per pruned entry to restore bit for bit
+            p.masked_fill_(~m.to(p.device), 0)
 
     def enforce(self, model):
         """Keep pruned entries at zero while ``model`` trains.

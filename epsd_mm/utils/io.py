@@ -20,6 +20,10 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp',
                                dir=osp.dirname(path))
     os.close(fd)
+    # mkstemp creates 0600; give the final file the permissions a plain open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         with open(tmp, 'rb') as f:
