@@ -31,4 +31,7 @@ def build_checked(registry, cfg, what, **default_args):
     # instantiate directly: registry.build() would try to switch to the config's default scope,
     # which these scope-less registries do not have
     cls = registry.get(cfg.pop('type'))
-    return cls(**dict(default_args, **cfg))
+    try:
+        return cls(**dict(default_args, **cfg))
+    except (TypeError, ValueError) as e:  # a misspelt or mistyped option in the config
+        raise UserError(f'invalid arguments for {what} {name!r}: {e}') from None

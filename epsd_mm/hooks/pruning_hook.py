@@ -10,6 +10,7 @@ from mmengine.registry import HOOKS
 from ..pruning.api import compute_masks
 from ..pruning.masks import CHECKPOINT_KEY, MaskSet
 from ..pruning.report import format_table, write_reports
+from ..registry import CRITERIA, build_checked
 from ..utils.errors import UserError, check_sparsity
 
 
@@ -65,6 +66,9 @@ class PruningHook(Hook):
             sparsity = check_sparsity(sparsity)
         elif sparsity is not None:
             sparsity = check_sparsity(sparsity)
+        if mask_file is None:
+            # an unknown criterion or bad option is found now, not after the Runner is built
+            build_checked(CRITERIA, criterion, 'pruning criterion')
         if scope not in ('global', 'layer'):
             raise UserError(f"unknown pruning scope {scope!r}; valid: 'global', 'layer'")
         self.criterion = criterion
