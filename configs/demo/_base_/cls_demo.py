@@ -14,8 +14,10 @@ model = dict(
     sd=dict(type='DLB'),
     # mmpretrain's ImageNet-style ResNet, so the pruned backbone's parameter names and shapes are
     # those of mmdet's ResNet with the same widths (configs/demo/frcnn_demo.py)
+    # zero_init_residual=False: mmpretrain's default zeroes each block's last BatchNorm, which
+    # leaves every residual-branch conv with zero gradient at init, the moment pruning scores
     backbone=dict(type='ResNet', depth=18, stem_channels=16, base_channels=16,
-                  out_indices=(3, )),
+                  out_indices=(3, ), zero_init_residual=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=128,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )),

@@ -1,0 +1,26 @@
+# Dense DLB, the baseline without pruning: ResNet-18 on CIFAR-10 trained with
+# self-distillation from the last mini-batch (Shen et al., CVPR 2022).
+# epsd_dlb_r18_cifar10.py and snip_dlb_r18_cifar10.py: this config plus a pruning hook.
+#
+#   python tools/train.py configs/classification/cifar10/dense_dlb_r18_cifar10.py
+_base_ = [
+    '../../_base_/models/sd_resnet18_cifar.py',
+    '../../_base_/datasets/cifar10.py',
+    '../../_base_/schedules/dlb_cifar_240e.py',
+    '../../_base_/default_runtime.py',
+]
+
+model = dict(
+    sd=dict(type='DLB', tau=3.0, loss_weight=1.0),
+    head=dict(num_classes=10))
+# DLB distils the previous batch under a second augmentation: two views of every sample
+train_dataloader = dict(
+    # the recipe's batch (schedules/dlb_cifar_240e.py)
+    batch_size=64,
+    collate_fn=dict(type='multiview_collate'),
+    dataset=dict(pipeline=[
+        *_base_.train_load,
+        dict(type='MultiView', num_views=2, transforms=[_base_.train_augment]),
+        dict(type='PackInputs'),
+    ]))
+custom_hooks = [dict(type='SelfDistillHook')]

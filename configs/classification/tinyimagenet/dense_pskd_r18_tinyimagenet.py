@@ -1,0 +1,19 @@
+# Dense PS-KD, the baseline without pruning: ResNet-18 on Tiny-ImageNet trained with
+# progressive self-knowledge distillation (Kim et al., ICCV 2021).
+# epsd_pskd_r18_tinyimagenet.py and snip_pskd_r18_tinyimagenet.py: this config plus a pruning hook.
+#
+#   python tools/train.py configs/classification/tinyimagenet/dense_pskd_r18_tinyimagenet.py
+_base_ = [
+    '../../_base_/models/sd_resnet18_cifar.py',
+    '../../_base_/datasets/tinyimagenet.py',
+    '../../_base_/schedules/pskd_cifar_300e.py',
+    '../../_base_/default_runtime.py',
+]
+
+# the CIFAR ResNet-18 (3x3 stem, no max-pool) at Tiny-ImageNet's 64 pixels
+model = dict(
+    sd=dict(type='PSKD', alpha_T=0.8),
+    head=dict(num_classes=200))
+# the recipe's batch (schedules/pskd_cifar_300e.py)
+train_dataloader = dict(batch_size=128)
+custom_hooks = [dict(type='SelfDistillHook')]
