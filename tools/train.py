@@ -10,6 +10,7 @@ import os.path as osp
 import epsd_mm  # noqa: F401  fills the registries and installs the torch>=2.6 checkpoint shim
 from epsd_mm.utils.config_checks import (
     adapt_dist_to_cpu,
+    check_checkpoint_paths,
     check_data_paths,
     import_scope,
     load_config,
@@ -118,6 +119,7 @@ def main(argv=None):
         setup_cache_size_limit_of_dynamo()
     merge_args(cfg, args)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    check_checkpoint_paths(cfg)
     adapt_dist_to_cpu(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS

@@ -120,13 +120,14 @@ class MaskSet:
     def split_for(self, model):
         """Split into ``(fitting, ignored)`` for transfer into another model.
 
-        Masks whose names are not parameters of ``model`` are ignored (e.g. a classifier's
-        ``head.fc.weight`` when moving into a detector); a mask whose name exists but whose
-        shape differs is an error, since it means another architecture.
+        Masks of a top-level module the model does not have are ignored (e.g. a classifier's
+        ``head.fc.weight`` when moving into a detector, which has no ``head``). Every other mask
+        must fit: a missing parameter inside a module the model has (a ResNet-34 block in a
+        ResNet-18 backbone) or a shape mismatch means another architecture, and is an error.
         """
-        params = dict(model.named_parameters())
-        fitting = OrderedDict((n, m) for n, m in self.masks.items() if n in params)
-        ignored = [n for n in self.masks if n not in params]
+        tops = {name.split('.', 1)[0] for name, _ in model.named_children()}
+        ignored = [n for n in self.masks if n.split('.', 1)[0] not in tops]
+        fitting = OrderedDict((n, m) for n, m in self.masks.items() if n not in ignored)
         sub = MaskSet(fitting, self.method, self.target_sparsity, self.extra)
         sub.check_fits(model)
         return sub, ignored

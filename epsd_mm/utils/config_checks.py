@@ -125,6 +125,39 @@ def check_data_paths(cfg, dataloaders=DATALOADER_KEYS):
             _check_dataset(dataset, key)
 
 
+def _checkpoint_refs(node, key):
+    """Yield ``(path, key)`` for every Pretrained ``init_cfg`` checkpoint below ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+            yield node['checkpoint'], f'{key}.checkpoint'
+        for k, v in node.items():
+            yield from _checkpoint_refs(v, f'{key}.{k}')
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _checkpoint_refs(v, f'{key}.{i}')
+
+
+def check_checkpoint_paths(cfg):
+    """Raise :class:`UserError` if a local checkpoint the run will read does not exist.
+
+    Checked: ``load_from`` (unless resuming), every ``init_cfg=dict(type='Pretrained',
+    checkpoint=...)`` inside ``model``, and the ``mask_file`` of a ``PruningHook``. Without this
+    check, a missing file surfaces as a traceback from inside mmengine's weight loading.
+    """
+    refs = list(_checkpoint_refs(cfg.get('model'), 'model'))
+    if cfg.get('load_from') and not cfg.get('resume'):
+        refs.append((cfg.load_from, 'load_from'))
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if isinstance(hook, dict) and hook.get('mask_file'):
+            refs.append((hook['mask_file'], f'custom_hooks.{i}.mask_file'))
+    for path, key in refs:
+        local = path[len('epsdc://'):] if path.startswith('epsdc://') else path
+        if not _is_remote(local) and not osp.isfile(local):
+            raise UserError(f'checkpoint does not exist: {path} (set by {key}; train the run '
+                            f'that produces it first, or override it with --cfg-options '
+                            f'{key}=PATH)')
+
+
 def load_config(path, cfg_options=None):
     """``Config.fromfile(path)`` merged with ``cfg_options``; a missing or unparsable config
     file raises :class:`UserError` instead of a traceback.

@@ -77,12 +77,15 @@ def test_masks_of_another_model_are_refused_with_the_first_mismatches():
         masks.check_fits(wide)
 
 
-def test_split_for_ignores_missing_names_but_not_wrong_shapes():
+def test_split_for_ignores_absent_modules_but_not_absent_parameters_or_wrong_shapes():
     model = tiny_classifier()
     masks = _masks(model)
-    extra = MaskSet(dict(masks.items(), **{'head.extra.weight': torch.ones(2, 2)}))
+    extra = MaskSet(dict(masks.items(), **{'roi_head.fc.weight': torch.ones(2, 2)}))
     applied, ignored = extra.split_for(model)
-    assert ignored == ['head.extra.weight'] and applied.names() == masks.names()
+    assert ignored == ['roi_head.fc.weight'] and applied.names() == masks.names()
+    deeper = MaskSet(dict(masks.items(), **{'backbone.layer1.2.conv1.weight': torch.ones(2)}))
+    with pytest.raises(UserError, match=r'backbone\.layer1\.2\.conv1\.weight: no such'):
+        deeper.split_for(model)
     wrong = MaskSet({'backbone.conv1.weight': torch.ones(1, 1)})
     with pytest.raises(UserError, match='backbone.conv1.weight'):
         wrong.split_for(model)

@@ -88,3 +88,14 @@ def test_prune_names_the_step_where_scoring_diverged(demo_data, tmp_path, capsys
                                *_data(demo_data)], capsys, work)
     assert 'epsd loss at inner step' in last or 'epsd loss at the scoring step' in last
     assert 'nan' in last or 'inf' in last
+
+
+def test_train_names_a_missing_pretrained_checkpoint(demo_data, tmp_path, capsys):
+    work = str(tmp_path / 'w')
+    config = osp.join(ROOT, 'configs', 'demo', 'frcnn_demo.py')
+    last = _fails('train', [config, '--work-dir', work, '--cfg-options',
+                            f'train_dataloader.dataset.data_root={demo_data.voc_root}',
+                            f'val_dataloader.dataset.data_root={demo_data.voc_root}',
+                            'model.backbone.init_cfg.checkpoint=/nowhere/cls.pth'], capsys, work)
+    assert 'checkpoint does not exist: /nowhere/cls.pth' in last
+    assert 'model.backbone.init_cfg.checkpoint' in last
