@@ -24,10 +24,10 @@ class PruningHook(Hook):
     ``criterion`` at ``sparsity`` on the training data (on rank 0, then broadcast). They are then
     checked to be identical on every rank, applied, logged as a per-layer table and written as
     ``masks.pth``, ``sparsity.json`` and ``sparsity.png`` into ``out_dir``. During training,
-    gradients of pruned entries are zeroed as they are computed and pruned entries are set to
-    zero again after every iteration, so they stay exactly zero through SGD momentum, weight
-    decay and Adam. Every checkpoint carries the masks under the top-level key ``pruning``; its
-    ``state_dict`` keeps the model's own key names.
+    hooks on the optimizer zero the gradients of pruned entries before every step and re-mask
+    the weights after it (:meth:`MaskSet.enforce`), so they stay exactly zero through SGD
+    momentum, weight decay and Adam. Every checkpoint carries the masks under the top-level key
+    ``pruning``; its ``state_dict`` keeps the model's own key names.
 
     Args:
         criterion (str | dict): pruning criterion, a name (``'epsd'``, ``'snip'``, ...) or a
@@ -131,7 +131,7 @@ class PruningHook(Hook):
             self.source = 'computed'
         self.masks.verify_across_ranks()
         self.masks.apply_(model)
-        self.masks.enforce(model)
+        self.masks.enforce(model, self._optimizers(runner))
         self._report(runner)
 
     @master_only
@@ -143,10 +143,13 @@ class PruningHook(Hook):
         write_reports(self.masks, out_dir)
 
     # ------------------------------------------------------------------ enforcement
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        # The gradient hooks already keep pruned entries at zero; this re-zeroing is the cheap
-        # second guarantee against anything that writes weights outside the optimizer.
-        self.masks.apply_(self._model(runner))
+    @staticmethod
+    def _optimizers(runner):
+        """The torch optimizers behind the Runner's optimizer wrapper(s)."""
+        from mmengine.optim import OptimWrapperDict
+        wrapper = runner.optim_wrapper
+        wrappers = wrapper.values() if isinstance(wrapper, OptimWrapperDict) else [wrapper]
+        return [w.optimizer for w in wrappers]
 
     def after_train(self, runner):
         if self.masks is not None:

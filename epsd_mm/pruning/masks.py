@@ -142,24 +142,48 @@ class MaskSet:
             # cost compact checkpoints a sign bit per pruned entry to restore bit for bit
             p.masked_fill_(~m.to(p.device), 0)
 
-    def enforce(self, model):
-        """Keep pruned entries at zero while ``model`` trains.
+    def enforce(self, model, optimizer):
+        """Keep pruned entries at exactly zero through every step of ``optimizer``.
 
-        Gradients of pruned entries are zeroed as they are computed (a tensor hook), so SGD's
-        momentum buffer and weight decay (``wd * w`` with ``w == 0``) never move them, and Adam's
-        moments stay zero for them. :meth:`apply_` after every optimizer step is the second,
-        cheap guarantee (see ``PruningHook``). Returns nothing; :meth:`release` removes the hooks.
+        Two hooks on the optimizer, each one fused ``torch._foreach_mul_`` over all masked
+        tensors: before a step, the gradients of pruned entries are zeroed, so SGD's momentum
+        buffer and weight decay (``wd * w`` with ``w == 0``) never move them and Adam's moments
+        stay zero for them; after a step, the weights are multiplied by their masks again, a
+        cheap guarantee against any update rule that moves a zero weight with a zero gradient.
+        Hooking the optimizer, not the backward pass, makes the cost one pass per optimizer step
+        (gradient accumulation included). Frozen parameters (``requires_grad=False``, e.g.
+        mmdet's ``frozen_stages``) are not stepped; :meth:`apply_` zeroes them once.
+
+        Args:
+            model (nn.Module): the model whose parameters the masks name.
+            optimizer (torch.optim.Optimizer | Sequence[Optimizer]): the optimizer(s) stepping
+                those parameters.
         """
         self.release()
         params = dict(model.named_parameters())
+        tensors, masks = [], []
         for name, m in self.masks.items():
             p = params[name]
-            if not p.requires_grad:  # frozen (e.g. mmdet's frozen_stages): apply_ suffices
-                continue
-            mask = m.to(device=p.device, dtype=p.dtype)
-            self._hooks.append(p.register_hook(lambda g, mask=mask: g * mask))
+            if p.requires_grad:
+                tensors.append(p)
+                masks.append(m.to(device=p.device, dtype=p.dtype))
+
+        def mask_grads(opt, args, kwargs):
+            pairs = [(p.grad, m) for p, m in zip(tensors, masks) if p.grad is not None]
+            if pairs:
+                torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+
+        def mask_weights(opt, args, kwargs):
+            with torch.no_grad():
+                torch._foreach_mul_(tensors, masks)
+
+        optimizers = optimizer if isinstance(optimizer, (list, tuple)) else [optimizer]
+        for opt in optimizers:
+            self._hooks.append(opt.register_step_pre_hook(mask_grads))
+            self._hooks.append(opt.register_step_post_hook(mask_weights))
 
     def release(self):
+        """Remove the hooks installed by :meth:`enforce`."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
