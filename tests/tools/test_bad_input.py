@@ -99,3 +99,22 @@ def test_train_names_a_missing_pretrained_checkpoint(demo_data, tmp_path, capsys
                             'model.backbone.init_cfg.checkpoint=/nowhere/cls.pth'], capsys, work)
     assert 'checkpoint does not exist: /nowhere/cls.pth' in last
     assert 'model.backbone.init_cfg.checkpoint' in last
+
+
+def test_train_names_a_malformed_voc_annotation(demo_data, tmp_path, capsys):
+    import shutil
+    voc = str(tmp_path / 'VOCdevkit')
+    shutil.copytree(demo_data.voc_root, voc)
+    ann_dir = osp.join(voc, 'VOC2007', 'Annotations')
+    broken = osp.join(ann_dir, sorted(os.listdir(ann_dir))[0])
+    with open(broken) as f:
+        text = f.read()
+    with open(broken, 'w') as f:  # truncated mid-file, as a killed writer would leave it
+        f.write(text[:len(text) // 2])
+    work = str(tmp_path / 'w')
+    config = osp.join(ROOT, 'configs', 'demo', 'frcnn_demo.py')
+    last = _fails('train', [config, '--work-dir', work, '--cfg-options',
+                            f'train_dataloader.dataset.data_root={voc}/',
+                            f'val_dataloader.dataset.data_root={voc}/',
+                            'model.backbone.init_cfg=None', 'custom_hooks=[]'], capsys, work)
+    assert osp.basename(broken) in last
