@@ -108,7 +108,7 @@ class PruningHook(Hook):
                             f'parameter of this model (e.g. {masks.names()[0]}); was the '
                             'checkpoint made for another architecture?')
         print_log(f'pruning: applying {len(applied)} masks from {self.mask_file}; ignoring '
-                  f'{len(ignored)} that name no parameter of this model: '
+                  f'{len(ignored)} of modules this model does not have: '
                   f'{", ".join(ignored) if ignored else "none"}', logger=logger)
         return applied
 
