@@ -35,3 +35,20 @@ def tiny_formats(tmp_path_factory):
     """
     from epsd_mm.datasets import write_tiny_formats
     return write_tiny_formats(str(tmp_path_factory.mktemp('tiny_formats')))
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Undo any mmengine ``DefaultScope`` a test creates.
+
+    The current default scope is process-global (the most recently created ``DefaultScope``);
+    a test that builds a detector leaves 'mmdet' current, and every later test that builds an
+    mmpretrain component by name would then look in mmdet's registries. Each test starts from
+    the scope it found.
+    """
+    from mmengine.registry import DefaultScope
+    before = list(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            del DefaultScope._instance_dict[name]

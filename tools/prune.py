@@ -73,6 +73,7 @@ def main(argv=None):
     from mmengine.runner.utils import set_random_seed
 
     from epsd_mm.pruning import compute_masks, format_table, write_reports
+    from epsd_mm.registry import CRITERIA, build_checked
     from epsd_mm.utils.config_checks import check_data_paths
     from epsd_mm.utils.errors import check_sparsity
 
@@ -88,6 +89,7 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0], f'prune_{criterion["type"]}')
 
+    build_checked(CRITERIA, criterion, 'pruning criterion')  # a typo fails before any work
     check_data_paths(cfg, dataloaders=('train_dataloader', ))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     seed = args.seed if args.seed is not None else (cfg.get('randomness') or {}).get('seed')

@@ -14,6 +14,7 @@ import epsd_mm  # noqa: F401  fills the registries and installs the torch>=2.6 c
 from epsd_mm.utils.config_checks import (
     adapt_dist_to_cpu,
     check_data_paths,
+    finish_dist,
     import_scope,
     load_config,
 )
@@ -211,6 +212,7 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(dump_metric(args.out, task))
     runner.test()
+    finish_dist()
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ from epsd_mm.utils.config_checks import (
     adapt_dist_to_cpu,
     check_checkpoint_paths,
     check_data_paths,
+    finish_dist,
     import_scope,
     load_config,
 )
@@ -129,6 +130,7 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    finish_dist()
 
 
 if __name__ == '__main__':

@@ -267,3 +267,17 @@ def adapt_dist_to_cpu(cfg, launcher):
             kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
         torch.distributed.init_process_group(backend='gloo', **kwargs)
     return True
+
+
+def finish_dist():
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's background threads can be destroyed while still
+    joinable, and a rank that has finished its work dies with ``terminate called without an
+    active exception`` (SIGABRT), failing the whole torchrun launch. A no-op without
+    distributed training.
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -65,8 +65,10 @@ def test_layer_scope_puts_every_layer_at_the_target(demo_data, tmp_path):
     (['--method', 'snipp', '--sparsity', '0.9'], 'valid names: epsd, grasp, magnitude'),
     (['--cfg-options', 'train_dataloader.dataset.data_root=/nowhere'], '/nowhere'),
 ])
-def test_bad_input_is_one_clear_line_and_no_masks(tmp_path, args, message):
+def test_bad_input_is_one_clear_line_and_no_masks(demo_data, tmp_path, args, message):
     out = tmp_path / 'out'
+    if '--cfg-options' not in args:  # the data exist: only the argument under test is wrong
+        args = args + ['--cfg-options', f'train_dataloader.dataset.data_root={demo_data.cls_root}']
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'prune.py'), CONFIG,
                            '--work-dir', str(out), *args], capture_output=True, text=True,
                           timeout=300)
