@@ -118,16 +118,8 @@ def export_backbone(checkpoint, out, prefix='backbone.'):
         sub = MaskSet(OrderedDict((n, m) for n, m in masks.items() if n.startswith(prefix)),
                       masks.method, masks.target_sparsity, masks.extra)
         report['dropped_masks'] = [n for n in masks.names() if n not in sub]
-        problems = []
-        for name, m in sub.items():
-            if name not in kept:
-                problems.append(f'{name}: a mask but no weight')
-            elif tuple(kept[name].shape) != tuple(m.shape):
-                problems.append(f'{name}: mask {tuple(m.shape)} but weight '
-                                f'{tuple(kept[name].shape)}')
-        if problems:
-            raise UserError(f'the masks of {checkpoint} do not match its weights: '
-                            f'{_names(problems, 3)}; the file is inconsistent')
+        sub.check_fits(kept, f' (the masks of {checkpoint} do not match its own weights: '
+                       'the file is inconsistent)')
         bad = sub.zero_violations(kept)
         if bad:
             raise UserError(f'{bad} pruned entries of {checkpoint} are not zero: its weights do '

@@ -99,9 +99,10 @@ class MaskSet:
 
     # ------------------------------------------------------------------ model interaction
     def check_fits(self, model, prefix_hint=''):
-        """Raise :class:`UserError` unless every mask names a parameter of ``model`` of the
-        same shape; the message shows the first mismatches."""
-        params = dict(model.named_parameters())
+        """Raise :class:`UserError` unless every mask names a parameter of ``model`` (a module,
+        or a state dict: name -> tensor) of the same shape; the message shows the first
+        mismatches."""
+        params = dict(model.named_parameters()) if isinstance(model, nn.Module) else model
         problems = []
         for name, m in self.masks.items():
             if name not in params:
