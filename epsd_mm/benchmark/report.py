@@ -1,0 +1,431 @@
+"""The benchmark's results: ``results.json`` (the schema below), ``results.md`` and the plot.
+
+``results.json``::
+
+    {"dataset": str, "model": str, "sd": "dlb" | "cskd" | "pskd", "seeds": [int, ...],
+     "sparsities": [...], "methods": [...], "setting": {...}, "date": str, "command": str,
+     "runs": [{"method", "sd", "sparsity", "seed", "top1", ...}, ...],
+     "cost": {"iter_seconds_dense", "iter_seconds_masked", "masking_overhead",
+              "prune_seconds": {method: s}, "prune_iterations": {method: n}, ...},
+     "targets": [{"name", "status", "value", "threshold", "detail"}, ...],
+     "timing": {...}}
+
+``runs`` holds every accuracy run: dense runs have ``method == "dense"`` and ``sparsity == 0``
+(``sd == "none"`` for the plain cross-entropy baseline).
+"""
+import math
+import os.path as osp
+from collections import OrderedDict
+
+from ..utils.io import atomic_json_dump, atomic_path, atomic_write_text
+
+_MB = 1024.0 * 1024.0
+
+
+def mean_std(values):
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = [float(v) for v in values]
+    if not values:
+        return None, None
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def top1_by(runs, method, sd, sparsity):
+    """``{seed: top1}`` of the runs of one configuration."""
+    return {r['seed']: r['top1'] for r in runs
+            if r['method'] == method and r['sd'] == sd and abs(r['sparsity'] - sparsity) < 1e-9}
+
+
+def paired_difference(runs, a, b, sd, sparsity):
+    """Per-seed ``top1(a) - top1(b)`` (same seed = same initial weights and data order), and the
+    difference of the means over seeds."""
+    ra, rb = top1_by(runs, a, sd, sparsity), top1_by(runs, b, sd, sparsity)
+    seeds = sorted(set(ra) & set(rb))
+    diffs = [ra[s] - rb[s] for s in seeds]
+    m, s = mean_std(diffs)
+    return dict(seeds=seeds, diffs=diffs, mean=m, std=s, wins=sum(d > 0 for d in diffs))
+
+
+def summarize_cost(cost_runs, methods, epsd_inner_steps):
+    """The ``cost`` entry from the cost phase's runs (dense SD runs and one run per method)."""
+    dense = [r for r in cost_runs if r['method'] == 'dense']
+    masked = [r for r in cost_runs if r['method'] != 'dense']
+
+    def avg(rows, key):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    step_dense, step_masked = avg(dense, 'iter_step_seconds'), avg(masked, 'iter_step_seconds')
+    full_dense, full_masked = avg(dense, 'iter_full_seconds'), avg(masked, 'iter_full_seconds')
+    cpu_dense = avg(dense, 'iter_step_cpu_seconds')
+    cpu_masked = avg(masked, 'iter_step_cpu_seconds')
+
+    def ratio(a, b):
+        return a / b - 1.0 if a and b else None
+
+    prune = OrderedDict((r['method'], r['prune_seconds']) for r in masked)
+    ab_runs = [r for r in masked if r.get('ab_off_seconds')]
+    ab = dict(
+        block=ab_runs[0]['ab_block'] if ab_runs else None,
+        iterations_on=sum(r['ab_on_iterations'] for r in ab_runs),
+        iterations_off=sum(r['ab_off_iterations'] for r in ab_runs),
+        overhead_per_run=OrderedDict(
+            (r['method'], ratio(r['ab_on_seconds'], r['ab_off_seconds'])) for r in ab_runs),
+        overhead_cpu_per_run=OrderedDict(
+            (r['method'], ratio(r['ab_on_cpu_seconds'], r['ab_off_cpu_seconds']))
+            for r in ab_runs),
+        overhead=avg([dict(v=ratio(r['ab_on_seconds'], r['ab_off_seconds'])) for r in ab_runs],
+                     'v'),
+        overhead_cpu=avg([dict(v=ratio(r['ab_on_cpu_seconds'], r['ab_off_cpu_seconds']))
+                          for r in ab_runs], 'v'),
+        on_seconds=avg(ab_runs, 'ab_on_seconds'), off_seconds=avg(ab_runs, 'ab_off_seconds'),
+        standard_error=None, hook_seconds=avg(ab_runs, 'mask_hook_seconds'))
+    per_run = [v for v in ab['overhead_per_run'].values() if v is not None]
+    if len(per_run) > 1:
+        ab['standard_error'] = mean_std(per_run)[1] / math.sqrt(len(per_run))
+    if ab['hook_seconds'] is not None and ab['off_seconds']:
+        ab['overhead_direct'] = ab['hook_seconds'] / ab['off_seconds']
+    cost = dict(
+        iter_seconds_dense=step_dense,
+        iter_seconds_masked=step_masked,
+        masking_overhead=ratio(step_masked, step_dense),
+        iter_cpu_seconds_dense=cpu_dense,
+        iter_cpu_seconds_masked=cpu_masked,
+        masking_overhead_cpu=ratio(cpu_masked, cpu_dense),
+        iter_seconds_dense_with_data=full_dense,
+        iter_seconds_masked_with_data=full_masked,
+        masking_overhead_with_data=ratio(full_masked, full_dense),
+        iter_seconds_dense_runs=[r['iter_step_seconds'] for r in dense],
+        iter_seconds_masked_runs={r['method']: r['iter_step_seconds'] for r in masked},
+        masking_ab=ab,
+        iter_cpu_seconds_dense_runs=[r['iter_step_cpu_seconds'] for r in dense],
+        iter_cpu_seconds_masked_runs={r['method']: r['iter_step_cpu_seconds'] for r in masked},
+        prune_seconds=prune,
+        prune_iterations=OrderedDict(
+            (m, s / full_dense if full_dense else None) for m, s in prune.items()),
+        prune_iterations_compute_only=OrderedDict(
+            (m, s / step_dense if step_dense else None) for m, s in prune.items()),
+        epsd_inner_steps=epsd_inner_steps,
+        memory=dict(
+            what=(cost_runs[0]['memory_what'] if cost_runs else None),
+            device=(cost_runs[0]['device'] if cost_runs else None),
+            scoring_bytes=OrderedDict((r['method'], r['memory_scoring_bytes']) for r in masked),
+            training_bytes_dense=avg(dense, 'memory_training_bytes'),
+            training_bytes_masked=OrderedDict(
+                (r['method'], r['memory_training_bytes']) for r in masked)),
+        sparsity=masked[0]['sparsity'] if masked else None,
+        iterations_per_run=cost_runs[0]['iterations'] if cost_runs else None,
+        warmup_iterations=cost_runs[0]['warmup'] if cost_runs else None,
+        definitions=dict(
+            iter_seconds='mean wall time of a training iteration after the warm-up: the model '
+            "step (forward, SD loss, backward, optimizer step with PruningHook's masking hooks) "
+            "plus every hook's after_train_iter, without loading the batch",
+            iter_seconds_with_data='the same plus loading and collating the batch '
+            "(mmengine IterTimerHook's convention)",
+            iter_cpu_seconds='CPU time of the process over the same interval as iter_seconds '
+            '(one thread: equal to the wall time when the run has a core to itself; unlike '
+            'the wall time, not inflated while other processes hold the cores)',
+            masking_overhead='iter_seconds_masked / iter_seconds_dense - 1 (wall; separate '
+            'runs); masking_overhead_cpu from the CPU times',
+            masking_ab="every pruned cost run removes and restores the masks' optimizer hooks "
+            'every `block` iterations (MaskingABProbe): same model, SD state and batch stream; '
+            'overhead = mean on-iteration / mean off-iteration - 1 per run, averaged over the '
+            'pruned runs (wall and CPU), with its standard error over runs; overhead_direct = '
+            "time inside the masks' two optimizer hooks (bracketed by timestamp hooks) per "
+            'iteration / mean off-iteration; the target needs both <= 3 %',
+            prune_seconds="MaskSet.extra['seconds']: scoring and selection, reading its "
+            'batches from the training data loader included',
+            prune_iterations='prune_seconds / iter_seconds_dense_with_data (both include data '
+            'loading); prune_iterations_compute_only divides by iter_seconds_dense'))
+    return cost
+
+
+def evaluate_targets(doc):
+    """The issue's targets, each PASS, MISS or NOT RUN, with the measured value."""
+    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
+    methods = doc['methods']
+    out = []
+    for s in (0.98, 0.99):
+        name = f'EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity {s:g} (mean over seeds)'
+        if s not in sparsities or 'epsd' not in methods or 'snip' not in methods:
+            out.append(dict(name=name, status='NOT RUN', value=None, threshold=1.0, detail=''))
+            continue
+        me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
+        ms, ss = mean_std(top1_by(runs, 'snip', sd, s).values())
+        d = paired_difference(runs, 'epsd', 'snip', sd, s)
+        out.append(dict(name=name, status='PASS' if me - ms >= 1.0 else 'MISS',
+                        value=me - ms, threshold=1.0,
+                        detail=f'EPSD {me:.2f} ± {se:.2f}, SNIP {ms:.2f} ± {ss:.2f}; paired '
+                        f'per-seed difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead in '
+                        f'{d["wins"]}/{len(d["seeds"])} seeds'))
+    for s in sparsities:
+        name = f'EPSD+SD vs ProsPr+SD at sparsity {s:g} (claim: EPSD higher)'
+        if 'epsd' not in methods or 'prospr' not in methods:
+            out.append(dict(name=name, status='NOT RUN', value=None, threshold=0.0, detail=''))
+            continue
+        me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
+        mp, sp = mean_std(top1_by(runs, 'prospr', sd, s).values())
+        d = paired_difference(runs, 'epsd', 'prospr', sd, s)
+        out.append(dict(name=name, status='PASS' if me - mp > 0 else 'MISS', value=me - mp,
+                        threshold=0.0,
+                        detail=f'EPSD {me:.2f} ± {se:.2f}, ProsPr {mp:.2f} ± {sp:.2f}; paired '
+                        f'difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead in '
+                        f'{d["wins"]}/{len(d["seeds"])} seeds'))
+    cost = doc['cost']
+    ab = cost.get('masking_ab') or {}
+    ov, direct = ab.get('overhead'), ab.get('overhead_direct')
+    status = 'NOT RUN'
+    if ov is not None:
+        status = 'PASS' if ov <= 0.03 and (direct is None or direct <= 0.03) else 'MISS'
+    se = ab.get('standard_error')
+    out.append(dict(
+        name='masking overhead <= 3 % (masked / dense training-iteration time - 1)',
+        status=status, value=ov, threshold=0.03,
+        detail='' if ov is None else
+        f'interleaved in the same runs: masked {ab["on_seconds"] * 1e3:.2f} ms, unmasked '
+        f'{ab["off_seconds"] * 1e3:.2f} ms per iteration, {ov * 100:+.2f} %'
+        f'{"" if se is None else f" ± {se * 100:.2f} % (standard error over runs)"} wall, '
+        f'{ab["overhead_cpu"] * 100:+.2f} % CPU time ({ab["iterations_on"]} + '
+        f'{ab["iterations_off"]} iterations); the masks\' optimizer hooks themselves: '
+        + ('–' if direct is None else
+           f'{ab["hook_seconds"] * 1e3:.3f} ms per iteration = {direct * 100:.2f} %')
+        + f'; separate dense and masked runs: {cost["masking_overhead"] * 100:+.2f} % (wall), '
+        f'{cost["masking_overhead_cpu"] * 100:+.2f} % (CPU), with a run-to-run spread of the '
+        f'dense runs of {_spread(cost["iter_seconds_dense_runs"]) * 100:.0f} %'))
+    k = cost.get('epsd_inner_steps')
+    it = cost.get('prune_iterations', {}).get('epsd')
+    limit = 4 * (k + 1) if k is not None else None
+    out.append(dict(
+        name=f'EPSD mask computation <= 4*(inner_steps+1) = {limit} training iterations',
+        status='NOT RUN' if it is None else ('PASS' if it <= limit else 'MISS'),
+        value=it, threshold=limit,
+        detail='' if it is None else
+        f'{cost["prune_seconds"]["epsd"]:.2f} s = {it:.1f} iterations with data loading '
+        f'({cost["prune_iterations_compute_only"]["epsd"]:.1f} compute-only iterations)'))
+    return out
+
+
+def _pct(v):
+    return '–' if v is None else f'{v * 100:+.2f} %'
+
+
+def _spread(values):
+    """(max - min) / mean of a list of timings."""
+    values = [v for v in values if v is not None]
+    return (max(values) - min(values)) / (sum(values) / len(values)) if values else 0.0
+
+
+# ---------------------------------------------------------------------- markdown
+def _fmt(m, s, digits=2):
+    if m is None:
+        return '–'
+    return f'{m:.{digits}f} ± {s:.{digits}f}'
+
+
+def _row_name(method, sd):
+    if method == 'dense':
+        return 'dense (no SD)' if sd == 'none' else f'dense + {sd.upper()}'
+    return f'{method} + {sd.upper()}'
+
+
+def accuracy_table(doc):
+    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
+    head = ['method', 'dense (0)'] + [f'{s:g}' for s in sparsities]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    rows = [('dense', 'none'), ('dense', sd)] + [(m, sd) for m in doc['methods']]
+    for method, rsd in rows:
+        cells = [_row_name(method, rsd)]
+        if method == 'dense':
+            cells.append(_fmt(*mean_std(top1_by(runs, method, rsd, 0.0).values())))
+            cells += [''] * len(sparsities)
+        else:
+            cells.append('')
+            for s in sparsities:
+                cells.append(_fmt(*mean_std(top1_by(runs, method, rsd, s).values())))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    for other in ('snip', 'prospr'):
+        if 'epsd' in doc['methods'] and other in doc['methods']:
+            cells = [f'epsd − {other} (paired)', '']
+            for s in sparsities:
+                d = paired_difference(runs, 'epsd', other, sd, s)
+                cells.append('–' if d['mean'] is None else
+                             f'{d["mean"]:+.2f} ± {d["std"]:.2f} ({d["wins"]}/{len(d["seeds"])})')
+            lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def rescue_table(doc):
+    """How often ``min_kept_per_layer`` had to keep a layer alive, per method and sparsity."""
+    runs, sd = doc['runs'], doc['sd']
+    lines = []
+    for m in doc['methods']:
+        for s in doc['sparsities']:
+            rows = [r for r in runs if r['method'] == m and r['sd'] == sd
+                    and abs(r['sparsity'] - s) < 1e-9]
+            hit = [r for r in rows if r.get('rescued')]
+            if hit:
+                layers = sorted({n for r in hit for n in r['rescued']})
+                lines.append(f'| {m} | {s:g} | {len(hit)}/{len(rows)} | '
+                             f'{", ".join(layers)} |')
+    if not lines:
+        return 'No layer needed it: every criterion kept at least `min_kept_per_layer` weights ' \
+               'in every layer at every sparsity.'
+    return '\n'.join(['| method | sparsity | runs | layers kept alive |', '|---|---|---|---|']
+                     + lines)
+
+
+def cost_table(doc):
+    cost = doc['cost']
+    mem = cost['memory']
+    ab = cost.get('masking_ab') or {}
+    lines = ['| method | masks (s) | in training iterations (with data / compute only) | '
+             'scoring peak memory (MB) | training peak memory (MB) | iteration wall / CPU (ms) '
+             '| masking on vs off, interleaved (wall / CPU) |',
+             '|---|---|---|---|---|---|---|']
+    for m, s in cost['prune_seconds'].items():
+        sb = mem['scoring_bytes'].get(m)
+        tb = mem['training_bytes_masked'].get(m)
+        lines.append(
+            f'| {m} | {s:.2f} | {cost["prune_iterations"][m]:.1f} / '
+            f'{cost["prune_iterations_compute_only"][m]:.1f} | '
+            f'{"–" if sb is None else f"{sb / _MB:.1f}"} | '
+            f'{"–" if tb is None else f"{tb / _MB:.1f}"} | '
+            f'{cost["iter_seconds_masked_runs"][m] * 1e3:.2f} / '
+            f'{cost["iter_cpu_seconds_masked_runs"][m] * 1e3:.2f} | '
+            f'{_pct(ab.get("overhead_per_run", {}).get(m))} / '
+            f'{_pct(ab.get("overhead_cpu_per_run", {}).get(m))} |')
+    tb = mem['training_bytes_dense']
+    wall, cpu = cost['iter_seconds_dense'] * 1e3, cost['iter_cpu_seconds_dense'] * 1e3
+    lines.append(f'| dense | – | – | – | {"–" if tb is None else f"{tb / _MB:.1f}"} | '
+                 f'{wall:.2f} / {cpu:.2f} (mean of {len(cost["iter_seconds_dense_runs"])} runs) '
+                 f'| mean {_pct(ab.get("overhead"))} / {_pct(ab.get("overhead_cpu"))} |')
+    return '\n'.join(lines)
+
+
+def targets_table(doc):
+    lines = ['| target | status | measured | detail |', '|---|---|---|---|']
+    for t in doc['targets']:
+        v = t['value']
+        if v is None:
+            shown = '–'
+        elif 'overhead' in t['name']:
+            shown = f'{v * 100:+.2f} %'
+        elif 'iterations' in t['name']:
+            shown = f'{v:.1f} it'
+        else:
+            shown = f'{v:+.2f}'
+        lines.append(f'| {t["name"]} | **{t["status"]}** | {shown} | {t["detail"]} |')
+    return '\n'.join(lines)
+
+
+def _reused(timing):
+    n = timing.get('reused_runs')
+    return f'; {n} runs reused from an interrupted benchmark' if n else ''
+
+
+def markdown(doc, plot_name='accuracy_vs_sparsity.png'):
+    st = doc['setting']
+    timing = doc['timing']
+    return f"""# Accuracy against sparsity on scikit-learn's digits
+
+- date: {doc['date']}
+- command: `{doc['command']}`
+- data: {doc['dataset']}
+- model: {doc['model']}
+- self-distillation: {doc['sd'].upper()} `{doc['sd_config']}`; seeds {doc['seeds']}
+- schedule (every run): {st['epochs']} epochs, batch {st['batch_size']}, SGD Nesterov lr \
+{st['lr']} (cosine to 0), weight decay {st['weight_decay']}; prunable: every Conv2d/Linear \
+weight (stem conv and classifier included), global top-k, min_kept_per_layer \
+{st['min_kept_per_layer']}; criteria at their registered defaults
+- wall time {timing['wall_seconds'] / 60:.1f} min ({timing['jobs']} runs at a time, \
+{timing['threads']} thread each; load average at start {timing['load_average_start']}, at the \
+end {timing['load_average_end']}{_reused(timing)}); CPU time \
+{timing['sweep_cpu_seconds'] / 60:.1f} min in the accuracy runs, \
+{timing['cost_cpu_seconds'] / 60:.1f} min in the cost runs, \
+{timing['orchestrator_cpu_seconds'] / 60:.1f} min in the orchestrator: about \
+{timing['idle_estimate_seconds'] / 60:.1f} min of wall time on {timing['jobs']} otherwise idle \
+cores
+
+## Top-1 test accuracy (%), mean ± std over seeds
+
+{accuracy_table(doc)}
+
+The last rows are per-seed differences (same seed: same initial weights and data order),
+mean ± std, and in how many seeds EPSD was ahead. Plot: `{plot_name}`.
+
+## Targets
+
+{targets_table(doc)}
+
+## Cost (sparsity {doc['cost']['sparsity']}, seed 0, runs one at a time)
+
+{cost_table(doc)}
+
+Memory: {doc['cost']['memory']['what']} on {doc['cost']['memory']['device']}. Iteration times:
+{doc['cost']['definitions']['iter_seconds']}; mean over {doc['cost']['iterations_per_run']}
+iterations less {doc['cost']['warmup_iterations']} warm-up ones per run.
+
+## Layers kept alive by min_kept_per_layer
+
+{rescue_table(doc)}
+"""
+
+
+# ---------------------------------------------------------------------- plot
+def plot(doc, path):
+    """Top-1 against sparsity, one line per criterion (error bars: std over seeds), dense
+    baselines as horizontal lines: every method on the left, and on the right the same axes
+    zoomed onto the methods that stay near dense (random pruning left out); written
+    atomically."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
+    # -log10(1 - s) spreads 0.9 / 0.95 / 0.98 / 0.99 evenly by remaining density
+    xs = [-math.log10(1.0 - s) for s in sparsities]
+    stats = {m: [mean_std(top1_by(runs, m, sd, s).values()) for s in sparsities]
+             for m in doc['methods']}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    zoomed = [m for m in doc['methods'] if m != 'random'] or doc['methods']
+    for ax, methods in zip(axes, (doc['methods'], zoomed)):
+        for k, method in enumerate(doc['methods']):
+            if method not in methods:
+                continue
+            ax.errorbar(xs, [m for m, _ in stats[method]], yerr=[s for _, s in stats[method]],
+                        marker='o', capsize=3, label=f'{method} + {sd.upper()}',
+                        color=f'C{k}', linewidth=2.4 if method == 'epsd' else 1.2)
+        for rsd, style in (('none', ':'), (sd, '--')):
+            m, _ = mean_std(top1_by(runs, 'dense', rsd, 0.0).values())
+            if m is not None:
+                ax.axhline(m, color='grey', linestyle=style, label=_row_name('dense', rsd))
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f'{s:g}' for s in sparsities])
+        ax.set_xlabel('sparsity (fraction of prunable weights removed)')
+        ax.set_ylabel('top-1 test accuracy (%)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc='lower left')
+    lows = [m - s for method in zoomed for m, s in stats[method] if m is not None]
+    if lows:
+        axes[1].set_ylim(max(0.0, min(lows) - 1.0), 100.5)
+    axes[1].set_title('zoom (random pruning left out)', fontsize=10)
+    width = doc.get('setting', {}).get('width')
+    fig.suptitle(f"digits, {doc['model'].split(' (')[0]} (width {width}), {sd.upper()}, "
+                 f"{len(doc['seeds'])} seed(s), {doc.get('setting', {}).get('epochs')} epochs; "
+                 'mean ± std over seeds')
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(doc, out_dir):
+    """``results.json``, ``results.md`` and ``accuracy_vs_sparsity.png`` into ``out_dir``."""
+    paths = dict(json=osp.join(out_dir, 'results.json'), md=osp.join(out_dir, 'results.md'),
+                 png=osp.join(out_dir, 'accuracy_vs_sparsity.png'))
+    plot(doc, paths['png'])
+    atomic_write_text(markdown(doc), paths['md'])
+    atomic_json_dump(doc, paths['json'])  # last: its presence means the others are complete
+    return paths

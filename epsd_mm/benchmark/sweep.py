@@ -1,0 +1,413 @@
+"""Run the benchmark: every training run in its own forked process, a few at a time.
+
+Each run is one real mmengine ``Runner`` (built from :func:`~.configs.runner_cfg`) that trains,
+prunes through ``PruningHook`` when asked, and tests with mmpretrain's ``Accuracy``. Runs are
+executed in processes *forked* from the orchestrating process, which has already imported
+torch, mmengine, mmpretrain and epsd_mm: a run starts in milliseconds (no interpreter start-up,
+no imports), every run starts from the same clean state (no logger, visualizer or allocator
+state left by the previous run), and each run's peak memory is its own process's. ``jobs`` runs
+execute at once, each with one intra-op thread: at this network's size one thread per run on
+each core is faster than two threads on one run, and it does not collapse when other processes
+share the cores (two OpenMP threads spin-waiting for a descheduled partner made one iteration
+60 times slower on a loaded 2-core machine).
+
+A run writes its result as JSON (atomically) and its log into ``<out>/logs``; the orchestrator
+prints one line per finished run and stops at the first failure, with the log's tail.
+"""
+import json
+import multiprocessing
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import wait
+
+from mmengine.logging import print_log
+
+from ..utils.errors import UserError
+from ..utils.io import atomic_json_dump
+from .configs import BenchSetting, runner_cfg
+from .probes import IterTimeProbe, MaskingABProbe, MemoryProbe
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run.
+
+    Args:
+        method (str): ``'dense'`` or a pruning criterion.
+        sd (str): the SD method (``'dlb'``, ``'cskd'``, ``'pskd'``) or ``'none'``.
+        sparsity (float): the pruning target; 0 for dense runs.
+        seed (int): the Runner's seed.
+        epochs (int): training epochs.
+        phase (str): ``'sweep'`` (accuracy) or ``'cost'`` (timing, memory). Defaults to
+            ``'sweep'``.
+        index (int): position in its phase (cost runs of the same method are repeated).
+            Defaults to 0.
+        ab_block (int): for a pruned cost run, switch masking off and on every ``ab_block``
+            iterations to time masked against unmasked iterations (:class:`MaskingABProbe`);
+            0 never switches. Defaults to 0.
+    """
+    method: str
+    sd: str
+    sparsity: float
+    seed: int
+    epochs: int
+    phase: str = 'sweep'
+    index: int = 0
+    ab_block: int = 0
+
+    @property
+    def key(self):
+        """A file-name-safe unique name of the run."""
+        sparsity = f'{self.sparsity:g}'.replace('.', 'p')
+        method = re.sub(r'[^A-Za-z0-9]+', '_', self.method).strip('_')
+        return f'{self.phase}{self.index:03d}-{method}-{self.sd}-s{sparsity}-seed{self.seed}'
+
+    @property
+    def label(self):
+        sd = 'no SD' if self.sd == 'none' else self.sd.upper()
+        what = 'dense' if self.method == 'dense' else f'{self.method} @ {self.sparsity:g}'
+        return f'{what} + {sd}, seed {self.seed}'
+
+
+def plan_sweep(methods, sparsities, seeds, sd, epochs, dense=True):
+    """The accuracy runs: per seed, dense without and with SD (unless ``dense=False``), then
+    every (sparsity, method)."""
+    specs = []
+    for seed in seeds:
+        if dense:
+            specs.append(RunSpec('dense', 'none', 0.0, seed, epochs))
+            specs.append(RunSpec('dense', sd, 0.0, seed, epochs))
+        for sparsity in sparsities:
+            for method in methods:
+                specs.append(RunSpec(method, sd, float(sparsity), seed, epochs))
+    return [RunSpec(**dict(asdict(s), index=i)) for i, s in enumerate(specs)]
+
+
+def plan_cost(methods, sparsity, sd, epochs, seed=0, ab_block=4):
+    """The cost runs, one at a time: dense SD runs interleaved with one pruned run per method
+    (``D m1 m2 D m3 m4 D ...``), so that a slow drift of the machine's speed reaches dense and
+    masked runs alike; every pruned run also times its own iterations with masking switched off
+    and on in blocks of ``ab_block`` (:class:`MaskingABProbe`)."""
+    specs = [RunSpec('dense', sd, 0.0, seed, epochs, 'cost')]
+    for i in range(0, len(methods), 2):
+        for method in methods[i:i + 2]:
+            specs.append(RunSpec(method, sd, float(sparsity), seed, epochs, 'cost',
+                                 ab_block=ab_block))
+        specs.append(RunSpec('dense', sd, 0.0, seed, epochs, 'cost'))
+    return [RunSpec(**dict(asdict(s), index=i)) for i, s in enumerate(specs)]
+
+
+# ---------------------------------------------------------------------- one run (in the child)
+def _mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def _median(values):
+    if not values:
+        return None
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def run_one(spec, setting, data_root, work_dir, warmup=5, keep_times=False):
+    """Train, prune (when ``spec.method`` is a criterion) and test one model in this process.
+
+    Returns:
+        dict: ``method, sd, sparsity, seed, top1`` and the measurements: ``prune_seconds``
+        (``MaskSet.extra['seconds']``), ``measured_sparsity``, ``rescued`` (layers kept alive by
+        ``min_kept_per_layer``), ``zero_violations`` (pruned weights not exactly 0 after
+        training: must be 0), ``iter_step_seconds`` / ``iter_full_seconds`` (means after
+        ``warmup`` iterations), ``memory_scoring_bytes`` / ``memory_training_bytes``,
+        ``train_seconds``, ``test_seconds``, ``cpu_seconds``.
+    """
+    import torch
+    from mmengine.runner import Runner
+
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    timer, memory = IterTimeProbe(), MemoryProbe(device)
+    pruned = spec.method != 'dense'
+    probes = [timer, memory]
+    ab = None
+    if pruned and spec.ab_block > 0:
+        ab = MaskingABProbe(block=spec.ab_block, warmup=warmup)
+        probes.append(ab)
+    cfg = runner_cfg(setting, data_root, work_dir, spec.seed,
+                     sd=None if spec.sd == 'none' else spec.sd,
+                     criterion=spec.method if pruned else None,
+                     sparsity=spec.sparsity if pruned else None, epochs=spec.epochs,
+                     name=spec.key, extra_hooks=probes)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    runner = Runner(**cfg)
+    runner.train()
+    t1 = time.perf_counter()
+    metrics = runner.test()
+    t2 = time.perf_counter()
+    hook = next((h for h in runner.hooks if type(h).__name__ == 'PruningHook'), None)
+    masks = hook.masks if hook is not None else None
+    step, full, cpu = timer.step[warmup:], timer.full[warmup:], timer.step_cpu[warmup:]
+    ab_result = {}
+    if ab is not None:
+        # the run's own numbers are its masked iterations; the off ones are its A/B partner
+        (step, step_off), (cpu, cpu_off) = ab.split(timer.step), ab.split(timer.step_cpu)
+        full = ab.split(timer.full)[0]
+        ab_result = dict(ab_block=spec.ab_block, ab_on_iterations=len(step),
+                         ab_off_iterations=len(step_off),
+                         ab_on_seconds=_mean(step), ab_off_seconds=_mean(step_off),
+                         ab_on_cpu_seconds=_mean(cpu), ab_off_cpu_seconds=_mean(cpu_off),
+                         mask_hook_seconds=_mean(ab.hook_seconds),
+                         mask_hook_iterations=len(ab.hook_seconds))
+    result = dict(
+        asdict(spec), key=spec.key,
+        top1=float(metrics['accuracy/top1']),
+        measured_sparsity=masks.sparsity if masks is not None else 0.0,
+        prune_seconds=float(masks.extra['seconds']) if masks is not None else None,
+        rescued=list(masks.extra.get('rescued', [])) if masks is not None else [],
+        zero_violations=masks.zero_violations(runner.model) if masks is not None else 0,
+        iterations=len(timer.step), warmup=warmup,
+        iter_step_seconds=_mean(step), iter_full_seconds=_mean(full),
+        iter_step_median=_median(step), iter_full_median=_median(full),
+        iter_step_cpu_seconds=_mean(cpu),
+        memory_scoring_bytes=memory.scoring, memory_training_bytes=memory.training,
+        memory_what=memory.meter.what, device=device,
+        train_seconds=t1 - t0, test_seconds=t2 - t1, cpu_seconds=time.process_time() - cpu0,
+        **ab_result)
+    if keep_times:
+        result.update(iter_step_all=timer.step, iter_full_all=timer.full,
+                      iter_step_cpu_all=timer.step_cpu)
+    return result
+
+
+def _child(spec, ctx):
+    """Entry of a forked run: one thread, output into the run's log, result into JSON."""
+    log = osp.join(ctx['log_dir'], f'{spec.key}.log')
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    code = 0
+    try:
+        import torch
+        torch.set_num_threads(ctx['threads'])
+        work_dir = osp.join(ctx['scratch'], spec.key)
+        result = run_one(spec, BenchSetting(**ctx['setting']), ctx['data_root'], work_dir,
+                         warmup=ctx['warmup'], keep_times=spec.phase == 'cost')
+        result['setting'] = ctx['setting']
+        atomic_json_dump(result, osp.join(ctx['result_dir'], f'{spec.key}.json'))
+        if not ctx['keep_work_dirs']:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    except BaseException as e:  # reported to the parent through the error file
+        code = 3
+        traceback.print_exc()
+        atomic_json_dump(dict(type=type(e).__name__, message=str(e),
+                              user_error=isinstance(e, UserError)),
+                         osp.join(ctx['result_dir'], f'{spec.key}.error.json'))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # no atexit handlers of the parent's state in the child
+
+
+# ---------------------------------------------------------------------- orchestration
+def _tail(path, lines=30):
+    try:
+        with open(path, errors='replace') as f:
+            return ''.join(f.readlines()[-lines:])
+    except OSError:
+        return ''
+
+
+def _reusable(spec, ctx):
+    """A finished result of ``spec`` in the result directory, made with the same setting."""
+    path = osp.join(ctx['result_dir'], f'{spec.key}.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    same = all(result.get(k) == v for k, v in asdict(spec).items())
+    # compared as JSON holds it (tuples come back as lists)
+    setting = json.loads(json.dumps(ctx['setting']))
+    return result if same and result.get('setting') == setting else None
+
+
+def execute(specs, ctx, jobs=1, title='runs', resume=False):
+    """Run ``specs`` in forked processes, ``jobs`` at a time; return their results in order.
+
+    Args:
+        specs (list[RunSpec]): the runs.
+        ctx (dict): ``setting`` (dict of :class:`BenchSetting`), ``data_root``, ``scratch``,
+            ``log_dir``, ``result_dir``, ``threads``, ``warmup``, ``keep_work_dirs``.
+        jobs (int): runs at once. Defaults to 1.
+        title (str): name of the phase in the progress lines.
+        resume (bool): reuse the result of a run found in the result directory when it was
+            made for the same run and setting (an interrupted sweep). Defaults to False.
+    """
+    for d in (ctx['scratch'], ctx['log_dir'], ctx['result_dir']):
+        os.makedirs(d, exist_ok=True)
+    mp = multiprocessing.get_context('fork')
+    results = {}
+    pending = []
+    for spec in specs:
+        found = _reusable(spec, ctx) if resume else None
+        if found is None:
+            pending.append(spec)
+        else:
+            results[spec.key] = dict(found, reused=True)
+    if results:
+        print_log(f'[{title}] reusing {len(results)} finished runs', logger='current')
+    running = {}  # sentinel -> (process, spec, start time)
+    start = time.perf_counter()
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                spec = pending.pop(0)
+                for suffix in ('.json', '.error.json'):
+                    path = osp.join(ctx['result_dir'], spec.key + suffix)
+                    if osp.exists(path):
+                        os.remove(path)
+                proc = mp.Process(target=_child, args=(spec, ctx), name=spec.key)
+                proc.start()
+                running[proc.sentinel] = (proc, spec, time.perf_counter())
+            for sentinel in wait(list(running)):
+                proc, spec, t0 = running.pop(sentinel)
+                proc.join()
+                results[spec.key] = _collect(proc, spec, ctx)
+                r = results[spec.key]
+                extra = '' if r['prune_seconds'] is None else \
+                    f', masks in {r["prune_seconds"]:.2f}s'
+                print_log(f'[{title} {len(results)}/{len(specs)}] {spec.label}: top1 '
+                          f'{r["top1"]:.2f} ({time.perf_counter() - t0:.0f}s{extra}; '
+                          f'{time.perf_counter() - start:.0f}s elapsed)', logger='current')
+    finally:
+        for proc, _, _ in running.values():  # only on an error or an interrupt
+            proc.terminate()
+            proc.join()
+    return [results[s.key] for s in specs]
+
+
+def _collect(proc, spec, ctx):
+    path = osp.join(ctx['result_dir'], f'{spec.key}.json')
+    error = osp.join(ctx['result_dir'], f'{spec.key}.error.json')
+    log = osp.join(ctx['log_dir'], f'{spec.key}.log')
+    if proc.exitcode == 0 and osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    if osp.isfile(error):
+        with open(error) as f:
+            err = json.load(f)
+        if err.get('user_error'):
+            raise UserError(f'run {spec.label} failed: {err["message"]} (log: {log})')
+        raise RuntimeError(f'run {spec.label} failed with {err["type"]}: {err["message"]}\n'
+                           f'log {log}, last lines:\n{_tail(log)}')
+    raise RuntimeError(f'run {spec.label} died with exit code {proc.exitcode} (killed for '
+                       f'memory?); log {log}, last lines:\n{_tail(log)}')
+
+
+# ---------------------------------------------------------------------- the whole benchmark
+def run_benchmark(out_dir, data_root, sd, seeds, sparsities, methods, setting, jobs=2,
+                  cost_epochs=3, warmup=5, ab_block=4, keep_work_dirs=False, resume=False,
+                  dense=True, command=''):
+    """Prepare the data, run the accuracy sweep and the cost phase, write the outputs.
+
+    Args:
+        out_dir (str): where ``results.json``, ``results.md``, the plot, ``runs/`` (one JSON per
+            run) and ``logs/`` go.
+        data_root (str): the digits dataset directory (written when missing).
+        sd (str): ``'dlb'``, ``'cskd'`` or ``'pskd'``.
+        seeds (list[int]): the seeds of every configuration.
+        sparsities (list[float]): pruning targets.
+        methods (list[str]): pruning criteria.
+        setting (BenchSetting): network, schedule, pruning guard.
+        jobs (int): accuracy runs at once. Defaults to 2.
+        cost_epochs (int): epochs of each cost run. Defaults to 3.
+        warmup (int): iterations left out of the timing means. Defaults to 5.
+        ab_block (int): block length of the masked/unmasked interleaving in the pruned cost
+            runs (:class:`MaskingABProbe`). Defaults to 4.
+        keep_work_dirs (bool): keep each run's Runner work_dir. Defaults to False.
+        resume (bool): reuse finished runs of an interrupted benchmark in ``out_dir`` (same
+            setting); see :func:`execute`. Defaults to False.
+        dense (bool): include the dense runs in the accuracy sweep. Defaults to True.
+        command (str): the command line, recorded in the outputs.
+
+    Returns:
+        dict: the ``results.json`` document.
+    """
+    import datetime
+
+    import torch
+
+    from ..registry import CRITERIA, build_checked
+    from .configs import SD_METHODS
+    from .digits import prepare_digits
+    from .report import evaluate_targets, summarize_cost, write_outputs
+
+    torch.set_num_threads(1)
+    startup_cpu = time.process_time()  # this process so far: interpreter and imports
+    start = time.perf_counter()
+    load_start = _loadavg()
+    info = prepare_digits(data_root)
+    ctx = dict(setting=setting.as_dict(), data_root=osp.abspath(data_root),
+               scratch=osp.join(out_dir, 'work'), log_dir=osp.join(out_dir, 'logs'),
+               result_dir=osp.join(out_dir, 'runs'), threads=1, warmup=warmup,
+               keep_work_dirs=keep_work_dirs)
+    sweep = plan_sweep(methods, sparsities, seeds, sd, setting.epochs, dense=dense)
+    print_log(f'benchmark: {len(sweep)} accuracy runs ({len(methods)} criteria x '
+              f'{len(sparsities)} sparsities{" + 2 dense" if dense else ""}, x {len(seeds)} '
+              f'seeds), {jobs} at a time; logs in {ctx["log_dir"]}', logger='current')
+    runs = execute(sweep, ctx, jobs=jobs, title='accuracy', resume=resume)
+    sweep_seconds = time.perf_counter() - start
+    cost_specs = plan_cost(methods, max(sparsities), sd, cost_epochs, ab_block=ab_block)
+    print_log(f'benchmark: cost phase, {len(cost_specs)} runs one at a time', logger='current')
+    cost_runs = execute(cost_specs, ctx, jobs=1, title='cost', resume=resume)
+    if not keep_work_dirs:
+        shutil.rmtree(ctx['scratch'], ignore_errors=True)
+    epsd = build_checked(CRITERIA, 'epsd', 'pruning criterion')
+    doc = dict(
+        dataset=(f"scikit-learn digits (sklearn.datasets.load_digits: 1,797 real 8x8 greyscale "
+                 f"images, 10 classes), stratified split train_test_split(test_size=0.2, "
+                 f"stratify=y, random_state=0): {info['counts']['train']} train / "
+                 f"{info['counts']['test']} test PNGs in class folders, read by mmpretrain "
+                 f"CustomDataset"),
+        model=setting.model_name(),
+        sd=sd,
+        sd_config=SD_METHODS[sd]['sd'],
+        seeds=list(seeds),
+        sparsities=[float(s) for s in sparsities],
+        methods=list(methods),
+        setting=setting.as_dict(),
+        date=datetime.date.today().isoformat(),
+        command=command,
+        runs=runs,
+        cost_runs=[{k: v for k, v in r.items() if not k.endswith('_all')} for r in cost_runs],
+        cost=summarize_cost(cost_runs, methods, epsd.inner_steps),
+    )
+    doc['targets'] = evaluate_targets(doc)
+    sweep_cpu = sum(r['cpu_seconds'] for r in runs)
+    cost_cpu = sum(r['cpu_seconds'] for r in cost_runs)
+    own_cpu = time.process_time()  # the orchestrator: imports, data, reports
+    doc['timing'] = dict(
+        wall_seconds=time.perf_counter() - start, sweep_seconds=sweep_seconds,
+        jobs=jobs, threads=1, cpu_count=os.cpu_count(),
+        load_average_start=load_start, load_average_end=_loadavg(),
+        startup_cpu_seconds=startup_cpu, sweep_cpu_seconds=sweep_cpu,
+        cost_cpu_seconds=cost_cpu, orchestrator_cpu_seconds=own_cpu,
+        # what the same work takes when nothing else runs: the sweep's CPU time spread over
+        # `jobs` cores, the serial parts after one another
+        idle_estimate_seconds=own_cpu + sweep_cpu / jobs + cost_cpu,
+        reused_runs=sum(1 for r in runs + cost_runs if r.get('reused')))
+    paths = write_outputs(doc, out_dir)
+    print_log(f'benchmark: done in {doc["timing"]["wall_seconds"] / 60:.1f} min; '
+              f'{paths["md"]}, {paths["json"]}, {paths["png"]}', logger='current')
+    return doc
+
+
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
