@@ -74,8 +74,10 @@ def run(*args, check=True, timeout=300, **extra_env):
     proc = subprocess.run([str(a) for a in args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f'{args} exited {proc.returncode}\n--- stdout\n'
-                             f'{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}')
+        # stderr first and short: a launcher's failure report is there, and a CI log that
+        # keeps only the head of a long message must still show it
+        raise AssertionError(f'{args} exited {proc.returncode}\n--- stderr (tail)\n'
+                             f'{proc.stderr[-3000:]}\n--- stdout (tail)\n{proc.stdout[-1500:]}')
     return proc
 
 

@@ -212,6 +212,7 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(dump_metric(args.out, task))
     runner.test()
+    del runner  # frees the DDP-wrapped model before the group goes: see finish_dist
     finish_dist()
 
 

@@ -130,6 +130,7 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    del runner  # frees the DDP-wrapped model before the group goes: see finish_dist
     finish_dist()
 
 
