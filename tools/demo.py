@@ -46,7 +46,7 @@ def parse_args(argv=None):
         'checkpoint, measured backbone sparsity, pruned entries that are not zero, top-1 of '
         'the classifier, seconds per stage). Paths are relative to the repository root.',
         epilog='example: python tools/demo.py          (what `make demo` runs)\n'
-        '         python tools/demo.py --cls-checkpoint work_dirs/demo/cls/epoch_10.pth',
+        '         python tools/demo.py --cls-checkpoint work_dirs/demo/cls/epoch_30.pth',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='where the runs and summary.json go (default: %(default)s)')

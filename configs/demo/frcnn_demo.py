@@ -23,7 +23,7 @@ custom_imports = dict(imports=['epsd_mm'], allow_failed_imports=False)
 
 # The demo classification checkpoint (weights and masks): the last epoch of
 # configs/demo/epsd_dlb_demo.py. tools/demo.py passes the path its run actually wrote.
-cls_checkpoint = 'work_dirs/demo/cls/epoch_10.pth'
+cls_checkpoint = 'work_dirs/demo/cls/epoch_30.pth'
 
 # The demo's shapes (epsd_mm.datasets.DEMO_CLASSES), in label order.
 classes = ('circle', 'cross', 'ring', 'square', 'triangle')

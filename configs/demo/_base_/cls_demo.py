@@ -46,10 +46,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-# SGD with Nesterov momentum as in the DLB and PS-KD recipes, shortened to the demo's size
-max_epochs = 10  # 50 iterations per epoch at batch 16
+# SGD with Nesterov momentum as in the DLB and PS-KD recipes, sized to the demo: at 0.9 sparsity
+# 10 epochs left the classifier at 43 % top-1 (still climbing); 30 epochs at lr 0.05 (batch 16,
+# against the recipes' 0.1 at batch 128) reach about 90 % in about 2 CPU-minutes.
+max_epochs = 30  # 50 iterations per epoch at batch 16
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
