@@ -1,6 +1,8 @@
 """check_data_paths names the missing path and the config key that sets it; the tools'
-config preparation (load_config, import_scope, adapt_dist_to_cpu)."""
+config preparation (load_config, import_scope, adapt_dist_to_cpu) and teardown (finish_dist)."""
+import gc
 import os.path as osp
+import weakref
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from epsd_mm.utils.config_checks import (
     DEMO_DATA_HINT,
     adapt_dist_to_cpu,
     check_data_paths,
+    finish_dist,
     import_scope,
     load_config,
 )
@@ -143,3 +146,50 @@ def test_adapt_dist_to_cpu():
     assert cfg.model_wrapper_cfg.to_dict() == dict(
         type='MMDistributedDataParallel', find_unused_parameters=True, device_ids=None)
     assert not torch.distributed.is_initialized()
+
+
+class _RunnerLike:
+    """A DDP model inside a reference cycle, as mmengine's Runner and its loops hold theirs."""
+
+    def __init__(self, model):
+        self.model = model
+        self.loop = dict(runner=self)
+
+
+def test_finish_dist_frees_the_ddp_model_before_destroying_the_group(tmp_path, monkeypatch):
+    """A DDP model still alive when the process group is destroyed at interpreter shutdown made
+    gloo ranks abort after a finished run; finish_dist collects the dropped runner's cycle
+    first, then destroys the group."""
+    import torch.distributed as torch_dist
+    assert not torch_dist.is_initialized()
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "init"}', rank=0,
+                                  world_size=1)
+    try:
+        gc.disable()  # no automatic collection may free the cycle before finish_dist does
+        runner = _RunnerLike(torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2)))
+        model = weakref.ref(runner.model)
+        del runner
+        assert model() is not None  # only a collection frees a cycle
+
+        alive_at_destroy = []
+        destroy = torch_dist.destroy_process_group
+
+        def recording_destroy(*args, **kwargs):
+            alive_at_destroy.append(model() is not None)
+            return destroy(*args, **kwargs)
+
+        monkeypatch.setattr(torch_dist, 'destroy_process_group', recording_destroy)
+        finish_dist()
+    finally:
+        gc.enable()
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+    assert alive_at_destroy == [False]
+    assert not torch_dist.is_initialized()
+
+
+def test_finish_dist_without_distributed_is_a_no_op():
+    import torch.distributed as torch_dist
+    assert not torch_dist.is_initialized()
+    finish_dist()
+    assert not torch_dist.is_initialized()
