@@ -18,7 +18,10 @@ from collections import OrderedDict
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch  # noqa: E402
+
 import epsd_mm  # noqa: E402,F401  (installs the checkpoint-loading shim of utils.compat)
+from epsd_mm.analysis.compact import read_checkpoint  # noqa: E402
 from epsd_mm.pruning.masks import CHECKPOINT_KEY, MaskSet  # noqa: E402
 from epsd_mm.utils.errors import UserError, cli_main  # noqa: E402
 from epsd_mm.utils.io import atomic_torch_save  # noqa: E402
@@ -46,13 +49,8 @@ def parse_args(argv=None):
 
 
 def _load(path):
-    import torch
-    if not osp.isfile(path):
-        raise UserError(f'checkpoint not found: {path}')
-    try:
-        obj = torch.load(path, map_location='cpu')
-    except Exception as e:  # a corrupt or foreign file is the user's input, not our bug
-        raise UserError(f'cannot read checkpoint {path}: {e}') from None
+    """The checkpoint at ``path`` (plain or compact) in mmengine's layout."""
+    obj = read_checkpoint(path)
     if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
         return obj
     if isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):

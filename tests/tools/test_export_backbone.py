@@ -118,7 +118,7 @@ def test_dense_and_bare_checkpoints(tmp_path):
 def test_bad_inputs_fail_clearly_and_write_nothing(cls_ckpt, tmp_path):
     src, state, masks = cls_ckpt
     out = str(tmp_path / 'out.pth')
-    with pytest.raises(UserError, match=r'checkpoint not found: .*missing\.pth'):
+    with pytest.raises(UserError, match=r'checkpoint .*missing\.pth does not exist'):
         export_backbone(str(tmp_path / 'missing.pth'), out)
     with pytest.raises(UserError, match=r"no state_dict entry .* starts with 'neck\.'; its "
                                         r'entries start with backbone\., head\.'):
