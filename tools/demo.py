@@ -134,17 +134,15 @@ def test_metrics(work_dir, since):
 
 def detector_sparsity(det_ckpt):
     """Masks of the detector checkpoint's backbone: count, sparsity, non-zero pruned entries."""
-    import torch
-
-    import epsd_mm  # noqa: F401  (the checkpoint-loading shim)
+    from epsd_mm.analysis.compact import read_checkpoint
     from epsd_mm.pruning.masks import CHECKPOINT_KEY, MaskSet
 
-    ckpt = torch.load(det_ckpt, map_location='cpu')
+    ckpt = read_checkpoint(det_ckpt)
     if CHECKPOINT_KEY not in ckpt:
         raise UserError(f'the detector checkpoint {det_ckpt} holds no masks ("pruning"): was '
                         'the PruningHook left out of the detection config?')
     masks = MaskSet.from_dict(ckpt[CHECKPOINT_KEY], source=det_ckpt)
-    backbone = MaskSet({n: m for n, m in masks.items() if n.startswith('backbone.')})
+    backbone = masks.select(lambda n: n.startswith('backbone.'))
     state = ckpt['state_dict']
     zeros = sum(int((state[n] == 0).sum()) for n in backbone.names())
     return dict(backbone_masks=len(backbone), backbone_prunable=backbone.numel,

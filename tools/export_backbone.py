@@ -113,8 +113,7 @@ def export_backbone(checkpoint, out, prefix='backbone.'):
 
     if CHECKPOINT_KEY in ckpt:
         masks = MaskSet.from_dict(ckpt[CHECKPOINT_KEY], source=checkpoint)
-        sub = MaskSet(OrderedDict((n, m) for n, m in masks.items() if n.startswith(prefix)),
-                      masks.method, masks.target_sparsity, masks.extra)
+        sub = masks.select(lambda n: n.startswith(prefix))
         report['dropped_masks'] = [n for n in masks.names() if n not in sub]
         sub.check_fits(kept, f' (the masks of {checkpoint} do not match its own weights: '
                        'the file is inconsistent)')

@@ -58,6 +58,12 @@ class MaskSet:
     def items(self):
         return self.masks.items()
 
+    def select(self, keep):
+        """The masks whose names satisfy ``keep(name)``, in order, with this set's method,
+        target sparsity and extra info."""
+        return MaskSet(OrderedDict((n, m) for n, m in self.masks.items() if keep(n)),
+                       self.method, self.target_sparsity, self.extra)
+
     @property
     def numel(self):
         """Number of masked (prunable) entries."""
@@ -126,10 +132,9 @@ class MaskSet:
         must fit: a missing parameter inside a module the model has (a ResNet-34 block in a
         ResNet-18 backbone) or a shape mismatch means another architecture, and is an error.
         """
-        tops = {name.split('.', 1)[0] for name, _ in model.named_children()}
-        ignored = [n for n in self.masks if n.split('.', 1)[0] not in tops]
-        fitting = OrderedDict((n, m) for n, m in self.masks.items() if n not in ignored)
-        sub = MaskSet(fitting, self.method, self.target_sparsity, self.extra)
+        tops = {name for name, _ in model.named_children()}
+        sub = self.select(lambda n: n.split('.', 1)[0] in tops)
+        ignored = [n for n in self.masks if n not in sub]
         sub.check_fits(model)
         return sub, ignored
 

@@ -103,3 +103,16 @@ def test_missing_or_foreign_mask_file(tmp_path):
     torch.save({'state_dict': {}}, str(tmp_path / 'plain.pth'))
     with pytest.raises(UserError, match='holds no masks'):
         MaskSet.load(str(tmp_path / 'plain.pth'))
+
+
+def test_select_keeps_order_masks_and_metadata():
+    masks = MaskSet({'backbone.b.weight': torch.tensor([True, False]),
+                     'head.fc.weight': torch.tensor([False, False, True]),
+                     'backbone.a.weight': torch.tensor([False, True, True])},
+                    method='epsd', target_sparsity=0.5, extra=dict(scope='global'))
+    sub = masks.select(lambda n: n.startswith('backbone.'))
+    assert sub.names() == ['backbone.b.weight', 'backbone.a.weight']
+    assert torch.equal(sub['backbone.a.weight'], torch.tensor([False, True, True]))
+    assert (sub.method, sub.target_sparsity, sub.extra) == ('epsd', 0.5, dict(scope='global'))
+    assert sub.numel == 5 and sub.kept == 3
+    assert len(masks) == 3  # the original is untouched
