@@ -20,6 +20,7 @@ import os
 import os.path as osp
 import re
 import shutil
+import statistics
 import sys
 import time
 import traceback
@@ -105,15 +106,11 @@ def plan_cost(methods, sparsity, sd, epochs, seed=0, ab_block=4):
 
 # ---------------------------------------------------------------------- one run (in the child)
 def _mean(values):
-    return sum(values) / len(values) if values else None
+    return statistics.fmean(values) if values else None
 
 
 def _median(values):
-    if not values:
-        return None
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+    return statistics.median(values) if values else None
 
 
 def run_one(spec, setting, data_root, work_dir, warmup=5, keep_times=False):
