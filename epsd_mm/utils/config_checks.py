@@ -150,8 +150,9 @@ def check_checkpoint_paths(cfg):
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         if isinstance(hook, dict) and hook.get('mask_file'):
             refs.append((hook['mask_file'], f'custom_hooks.{i}.mask_file'))
+    from ..analysis.compact import SCHEME  # compact checkpoints: epsdc://PATH
     for path, key in refs:
-        local = path[len('epsdc://'):] if path.startswith('epsdc://') else path
+        local = path[len(SCHEME):] if path.startswith(SCHEME) else path
         if not _is_remote(local) and not osp.isfile(local):
             raise UserError(f'checkpoint does not exist: {path} (set by {key}; train the run '
                             f'that produces it first, or override it with --cfg-options '
