@@ -37,14 +37,12 @@ def tiny_formats(tmp_path_factory):
     return write_tiny_formats(str(tmp_path_factory.mktemp('tiny_formats')))
 
 
-@pytest.fixture(autouse=True)
-def _restore_default_scope():
-    """Undo any mmengine ``DefaultScope`` a test creates.
+def _scopes_restored():
+    """Undo any mmengine ``DefaultScope`` created while this generator is suspended.
 
     The current default scope is process-global (the most recently created ``DefaultScope``);
     a test that builds a detector leaves 'mmdet' current, and every later test that builds an
-    mmpretrain component by name would then look in mmdet's registries. Each test starts from
-    the scope it found.
+    mmpretrain component by name would then look in mmdet's registries.
     """
     from mmengine.registry import DefaultScope
     before = list(DefaultScope._instance_dict)
@@ -52,3 +50,16 @@ def _restore_default_scope():
     for name in list(DefaultScope._instance_dict):
         if name not in before:
             del DefaultScope._instance_dict[name]
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Each test starts from the scope it found."""
+    yield from _scopes_restored()
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _restore_default_scope_of_module():
+    """The same for a module's fixtures (a module-scoped Runner, for one): they are set up
+    before the per-test snapshot, so only a module-level one removes their scopes."""
+    yield from _scopes_restored()
