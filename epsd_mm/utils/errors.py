@@ -5,6 +5,7 @@ file for another model, a missing dataset path...). Tools print its message on o
 exit with status 2; anything else is a bug and keeps its traceback.
 """
 import functools
+import os
 import sys
 
 
@@ -33,7 +34,29 @@ def cli_main(main):
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            print(f'error: {e}', file=sys.stderr, flush=True)
-            sys.exit(2)
+            report_and_exit(e)
 
     return wrapper
+
+
+def report_and_exit(error):
+    """Print ``error: <error>`` on stderr and exit with status 2.
+
+    Under ``tools/dist_train.sh`` / ``dist_test.sh`` (``EPSD_ERROR_FILE`` set, several
+    processes), the first rank to fail writes the line into that file instead, for the script
+    to print once, and leaves at once with ``os._exit``: the other ranks may be waiting in a
+    collective, and the script ends the launch as torchrun stops them.
+    """
+    message = f'error: {error}'
+    target = os.environ.get('EPSD_ERROR_FILE')
+    if target and int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, 'w') as f:
+                f.write(message + '\n')
+        except FileExistsError:
+            pass  # another rank's line is there already
+        sys.stdout.flush()
+        os._exit(2)
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(2)
