@@ -40,7 +40,9 @@ def main(argv=None):
 
 def run(args):
     from epsd_mm.analysis import SCHEME, export_compact, restore_compact
+    from epsd_mm.utils.io import check_output_path
 
+    check_output_path(args.out, args.checkpoint, 'output OUT')
     if args.restore:
         checkpoint = restore_compact(args.checkpoint, args.out)
         print(f'wrote {args.out}: plain checkpoint, {len(checkpoint["state_dict"])} state_dict '

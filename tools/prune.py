@@ -5,9 +5,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 import epsd_mm  # noqa: E402,F401  (registers components)
+from epsd_mm.utils.config_checks import load_config  # noqa: E402
 from epsd_mm.utils.errors import UserError, cli_main  # noqa: E402
 
 
@@ -61,11 +62,7 @@ def _criterion(method, hook):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise UserError(f'config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
 
     import torch
     from mmengine.registry import MODELS, init_default_scope
@@ -73,8 +70,9 @@ def main(argv=None):
     from mmengine.runner.utils import set_random_seed
 
     from epsd_mm.pruning import compute_masks, format_table, write_reports
+    from epsd_mm.pruning.selection import check_min_kept
     from epsd_mm.registry import CRITERIA, build_checked
-    from epsd_mm.utils.config_checks import check_data_paths
+    from epsd_mm.utils.config_checks import check_data_paths, check_writable_dir
     from epsd_mm.utils.errors import check_sparsity
 
     hook = _hook_cfg(cfg)
@@ -85,12 +83,14 @@ def main(argv=None):
     sparsity = check_sparsity(sparsity, 'sparsity')
     scope = args.scope or hook.get('scope', 'global')
     min_kept = args.min_kept if args.min_kept is not None else hook.get('min_kept_per_layer', 0)
+    min_kept = check_min_kept(min_kept)
     score_mode = args.score_mode or hook.get('score_mode', 'train')
     work_dir = args.work_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0], f'prune_{criterion["type"]}')
 
     build_checked(CRITERIA, criterion, 'pruning criterion')  # a typo fails before any work
     check_data_paths(cfg, dataloaders=('train_dataloader', ))
+    check_writable_dir(work_dir)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     seed = args.seed if args.seed is not None else (cfg.get('randomness') or {}).get('seed')
     set_random_seed(0 if seed is None else seed)

@@ -11,9 +11,13 @@ import os.path as osp
 import warnings
 
 import epsd_mm  # noqa: F401  fills the registries and installs the torch>=2.6 checkpoint shim
+from epsd_mm.hooks import CheckpointFitHook
 from epsd_mm.utils.config_checks import (
     adapt_dist_to_cpu,
+    check_class_folders,
     check_data_paths,
+    check_readable,
+    check_writable_dir,
     finish_dist,
     import_scope,
     load_config,
@@ -73,6 +77,10 @@ def parse_args(argv=None):
              'backend is used)')
     parser.add_argument('--tta', action='store_true', help='test with flip test-time '
                         'augmentation (the config\'s tta_model/tta_pipeline if it has them)')
+    parser.add_argument('--partial', action='store_true',
+                        help='load a checkpoint whose entries do not all fit the model (the '
+                        'rest keeps its initialization); without it such a checkpoint is an '
+                        'error naming the missing and unexpected keys')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help=argparse.SUPPRESS)
@@ -179,6 +187,7 @@ def main(argv=None):
         raise UserError(f'--out must name a pickle file (.pkl or .pickle), got {args.out}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint}')
+    check_readable(args.checkpoint, 'give a complete checkpoint')
 
     cfg = load_config(args.config, args.cfg_options)
     scope = import_scope(cfg)
@@ -201,6 +210,10 @@ def main(argv=None):
     if args.tta:
         apply_tta(cfg, task)
     check_data_paths(cfg, ('test_dataloader',))
+    check_class_folders(cfg, ('test_dataloader',))
+    check_writable_dir(cfg.work_dir)
+    if args.out is not None:
+        check_writable_dir(osp.dirname(osp.abspath(args.out)), 'directory of --out', '--out')
     adapt_dist_to_cpu(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS
@@ -211,6 +224,8 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(dump_metric(args.out, task))
+    if not args.partial:
+        runner.register_hook(CheckpointFitHook())
     runner.test()
     del runner  # frees the DDP-wrapped model before the group goes: see finish_dist
     finish_dist()

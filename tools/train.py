@@ -6,12 +6,18 @@ The flags and their behaviour follow mmdet 3.3's ``tools/train.py``.
 import argparse
 import os
 import os.path as osp
+import sys
 
 import epsd_mm  # noqa: F401  fills the registries and installs the torch>=2.6 checkpoint shim
+from epsd_mm.hooks import CheckpointFitHook, use_atomic_checkpoints, use_finite_loss_check
+from epsd_mm.utils.checkpoints import find_resumable
 from epsd_mm.utils.config_checks import (
     adapt_dist_to_cpu,
     check_checkpoint_paths,
+    check_class_folders,
     check_data_paths,
+    check_hook_args,
+    check_writable_dir,
     finish_dist,
     import_scope,
     load_config,
@@ -100,13 +106,38 @@ def merge_args(cfg, args):
     # resume is determined in this priority: resume from > auto_resume
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resume_latest(cfg.work_dir)
     elif args.resume is not None:
         if '://' not in args.resume and not osp.isfile(args.resume):
             raise UserError(f'checkpoint to resume from not found: {args.resume}')
         cfg.resume = True
         cfg.load_from = args.resume
+    use_atomic_checkpoints(cfg)
+    use_finite_loss_check(cfg)
     return cfg
+
+
+def resume_latest(work_dir):
+    """The checkpoint ``--resume`` without a path takes: the latest one of ``work_dir`` if it
+    is readable, else the newest readable one, saying which were skipped and why. None (a
+    fresh start, as mmengine does) when the work dir has no checkpoint at all."""
+    path, skipped, recorded = find_resumable(work_dir)
+    if path is None and skipped:
+        raise UserError(
+            f'--resume: no readable checkpoint in {work_dir}: '
+            + '; '.join(f'{p}: {problem}' for p, problem in skipped)
+            + '; start without --resume, or give --resume PATH')
+    if int(os.environ.get('RANK', '0')) != 0:
+        return path
+    for p, problem in skipped:
+        print(f'--resume: skipping {p}: {problem}', file=sys.stderr, flush=True)
+    if skipped:
+        print(f'--resume: resuming from {path}, the newest readable checkpoint',
+              file=sys.stderr, flush=True)
+    elif path is not None and not recorded:
+        print(f'--resume: {work_dir} has no last_checkpoint; resuming from {path}, its newest '
+              'readable checkpoint', file=sys.stderr, flush=True)
+    return path
 
 
 @cli_main
@@ -120,7 +151,10 @@ def main(argv=None):
         setup_cache_size_limit_of_dynamo()
     merge_args(cfg, args)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    check_class_folders(cfg, ('train_dataloader', 'val_dataloader'))
+    check_hook_args(cfg)
     check_checkpoint_paths(cfg)
+    check_writable_dir(cfg.work_dir)
     adapt_dist_to_cpu(cfg, args.launcher)
 
     from mmengine.registry import RUNNERS
@@ -129,6 +163,10 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    if cfg.get('resume'):
+        # a resume restores optimizer and schedulers too: the weights must all fit
+        runner.register_hook(CheckpointFitHook(
+            hint='resume from a checkpoint of a run of this config'))
     runner.train()
     del runner  # frees the DDP-wrapped model before the group goes: see finish_dist
     finish_dist()

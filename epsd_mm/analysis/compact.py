@@ -36,6 +36,11 @@ import torch
 from mmengine.runner import CheckpointLoader
 
 from ..pruning.masks import CHECKPOINT_KEY, MaskSet
+from ..utils.checkpoints import (  # SCHEME: the mmengine scheme that loads compact ones
+    SCHEME,
+    checkpoint_problem,
+    describe_error,
+)
 from ..utils.errors import UserError
 from ..utils.io import atomic_torch_save
 
@@ -47,8 +52,6 @@ FORMAT_VERSION = 1
 COMPACT_STATE_KEY = 'compact_state_dict'
 #: Top-level checkpoint keys that only serve resuming a run; compact checkpoints drop them.
 RESUME_ONLY_KEYS = ('optimizer', 'param_schedulers', 'message_hub', 'self_distill')
-#: The mmengine checkpoint scheme that loads (and expands) compact checkpoints.
-SCHEME = 'epsdc://'
 
 
 # ---------------------------------------------------------------------- one tensor
@@ -268,10 +271,13 @@ def read_checkpoint(path, expand=True):
     """
     if not osp.isfile(path):
         raise UserError(f'checkpoint {path} does not exist')
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise UserError(f'cannot read checkpoint {path}: {problem}')
     try:
         checkpoint = _torch_load(path)
     except Exception as e:  # a corrupt or foreign file is the user's input
-        raise UserError(f'cannot read checkpoint {path}: {e}') from None
+        raise UserError(f'cannot read checkpoint {path}: {describe_error(e)}') from None
     if expand and is_compact(checkpoint):
         checkpoint = expand_checkpoint(checkpoint, source=path)
     return checkpoint

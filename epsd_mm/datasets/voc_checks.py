@@ -60,6 +60,7 @@ def validate_voc_annotation(root, classes):
     if root.tag != 'annotation':
         return f'the root element is <{root.tag}>, expected <annotation>'
     size = root.find('size')
+    dims = {}
     # Without <size>, mmdet reads width and height from the image itself; that is allowed.
     if size is not None:
         for tag in ('width', 'height'):
@@ -72,6 +73,7 @@ def validate_voc_annotation(root, classes):
                 return f'<size><{tag}> is {value!r}, not an integer'
             if number <= 0:
                 return f'<size><{tag}> is {number}, must be positive'
+            dims[tag] = number
     for i, obj in enumerate(root.findall('object'), 1):
         name = _text(obj, 'name')
         if name is None:
@@ -99,9 +101,14 @@ def validate_voc_annotation(root, classes):
                 return f'{where}: <{tag}> is {value!r}, not a number'
             if not math.isfinite(coords[tag]):
                 return f'{where}: <{tag}> is {value!r}, not a finite number'
+        box_text = ", ".join(f"{k}={coords[k]:g}" for k in _COORDS)
         if coords['xmax'] < coords['xmin'] or coords['ymax'] < coords['ymin']:
-            return (f'{where}: the box ({", ".join(f"{k}={coords[k]:g}" for k in _COORDS)}) '
-                    f'has xmax < xmin or ymax < ymin')
+            return f'{where}: the box ({box_text}) has xmax < xmin or ymax < ymin'
+        # VOC pixel coordinates run from 1 to width / height
+        if dims and (coords['xmax'] < 1 or coords['ymax'] < 1 or coords['xmin'] > dims['width']
+                     or coords['ymin'] > dims['height']):
+            return (f'{where}: the box ({box_text}) lies entirely outside the '
+                    f'{dims["width"]}x{dims["height"]} image (its loss would be NaN)')
     return None
 
 

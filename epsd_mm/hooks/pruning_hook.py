@@ -10,6 +10,7 @@ from mmengine.registry import HOOKS
 from ..pruning.api import compute_masks
 from ..pruning.masks import CHECKPOINT_KEY, MaskSet
 from ..pruning.report import format_table, write_reports
+from ..pruning.selection import check_min_kept, prunable_parameters
 from ..registry import CRITERIA, build_checked
 from ..utils.errors import UserError, check_sparsity
 
@@ -71,6 +72,7 @@ class PruningHook(Hook):
             build_checked(CRITERIA, criterion, 'pruning criterion')
         if scope not in ('global', 'layer'):
             raise UserError(f"unknown pruning scope {scope!r}; valid: 'global', 'layer'")
+        min_kept_per_layer = check_min_kept(min_kept_per_layer)
         self.criterion = criterion
         self.sparsity = sparsity
         self.scope = scope
@@ -93,9 +95,9 @@ class PruningHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint):
         if CHECKPOINT_KEY not in checkpoint:
             return
-        masks = MaskSet.from_dict(checkpoint[CHECKPOINT_KEY], source='the checkpoint')
-        masks.check_fits(self._model(runner), ' (the checkpoint was saved by another model)')
-        self.masks, self.source = masks, 'checkpoint'
+        # checked in before_train, which knows whether this is a resume or a load_from
+        self.masks = MaskSet.from_dict(checkpoint[CHECKPOINT_KEY], source='the checkpoint')
+        self.source = 'checkpoint'
 
     def _load_file(self, model, logger):
         masks = MaskSet.load(self.mask_file)
@@ -112,14 +114,45 @@ class PruningHook(Hook):
                   f'{", ".join(ignored) if ignored else "none"}', logger=logger)
         return applied
 
-    def before_train(self, runner):
-        model = self._model(runner)
-        if self.masks is not None:
+    def _masks_of_loaded(self, runner, model):
+        """Decide about masks that came with a loaded checkpoint, or their absence."""
+        resumed = runner.iter > 0  # only a resume restores the iteration count
+        source = getattr(runner, '_load_from', None) or 'the loaded checkpoint'
+        if self.masks is None:
+            if resumed and self.mask_file is None:
+                raise UserError(
+                    f'--resume: {source} holds no pruning masks (it was saved by a run without '
+                    'PruningHook); scoring now would prune the trained weights, not the '
+                    'initialization. Resume from a checkpoint of the pruned run, or give the '
+                    "PruningHook that run's masks.pth as mask_file")
+            return
+        if not resumed and self.mask_file is not None:
+            print_log(f'pruning: ignoring the masks of load_from {source}: mask_file is set',
+                      logger=runner.logger)
+            self.masks = None
+            return
+        if resumed or self.strict:
+            self.masks.check_fits(model, ' (the checkpoint was saved by another model)')
+        if resumed:
             print_log(f'pruning: masks restored from the resumed checkpoint: {self.masks}',
                       logger=runner.logger)
-        elif self.mask_file is not None:
+            return
+        # load_from, not a resume: the masks obey mask_file's rules (checked above if strict)
+        if not self.strict:
+            self.masks = self.masks.split_for(model)[0]
+        prunable = prunable_parameters(model, **(self.prunable or {}))
+        dense = [n for n in prunable if n not in self.masks]
+        print_log(f'pruning: masks taken from load_from {source}: {self.masks}; prunable '
+                  f'weights without a mask there stay dense: {", ".join(dense) or "none"}',
+                  logger=runner.logger)
+        self.source = f'load_from {source}'
+
+    def before_train(self, runner):
+        model = self._model(runner)
+        self._masks_of_loaded(runner, model)
+        if self.masks is None and self.mask_file is not None:
             self.masks, self.source = self._load_file(model, runner.logger), self.mask_file
-        else:
+        elif self.masks is None:
             masks = None
             if get_rank() == 0:
                 masks = compute_masks(

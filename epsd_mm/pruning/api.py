@@ -8,7 +8,7 @@ from mmengine.logging import MMLogger, print_log
 from ..registry import CRITERIA, build_checked
 from ..utils.errors import UserError, check_sparsity
 from .masks import MaskSet
-from .selection import prunable_parameters, select_masks
+from .selection import check_min_kept, check_reachable, prunable_parameters, select_masks
 
 
 @contextlib.contextmanager
@@ -94,6 +94,9 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
     logger = logger or MMLogger.get_current_instance()
     crit = build_checked(CRITERIA, criterion, 'pruning criterion')
     params = prunable_parameters(model, **(prunable or {}))
+    # a floor that makes the target unreachable is answered before any scoring work
+    min_kept_per_layer = check_min_kept(min_kept_per_layer)
+    check_reachable([p.numel() for p in params.values()], sparsity, min_kept_per_layer, scope)
     need = crit.batches_needed
     if need and data_loader is None:
         raise UserError(f'criterion {crit.name!r} needs training data, but no data loader '

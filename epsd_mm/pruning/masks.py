@@ -11,6 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
+from ..utils.checkpoints import checkpoint_problem, describe_error
 from ..utils.errors import UserError
 from ..utils.io import atomic_torch_save
 
@@ -232,10 +233,13 @@ class MaskSet:
         if not osp.isfile(path):
             raise UserError(f'mask file {path} does not exist; create one with tools/prune.py '
                             'or point to a checkpoint of a pruned run')
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise UserError(f'cannot read masks from {path}: {problem}')
         try:
             obj = torch.load(path, map_location='cpu')
         except Exception as e:  # a corrupt or foreign file is the user's input, not our bug
-            raise UserError(f'cannot read masks from {path}: {e}') from None
+            raise UserError(f'cannot read masks from {path}: {describe_error(e)}') from None
         if isinstance(obj, dict) and CHECKPOINT_KEY in obj:
             obj = obj[CHECKPOINT_KEY]
         return cls.from_dict(obj, source=path)

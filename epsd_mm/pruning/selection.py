@@ -16,6 +16,14 @@ _TYPE_ALIASES = {'Conv2d': nn.Conv2d, 'Linear': nn.Linear, 'Conv1d': nn.Conv1d,
                  'Conv3d': nn.Conv3d, 'ConvTranspose2d': nn.ConvTranspose2d}
 
 
+def _regex(pattern, key):
+    try:
+        return re.compile(pattern)
+    except (re.error, TypeError) as e:
+        raise UserError(f'prunable.{key} holds {pattern!r}, which is not a regular expression '
+                        f'({e}); e.g. exclude=(r"^head\\.", ) keeps the head dense') from None
+
+
 def prunable_parameters(model, types=('Conv2d', 'Linear'), include=None, exclude=()):
     """The ``weight`` parameters that may be pruned, in model order.
 
@@ -40,8 +48,8 @@ def prunable_parameters(model, types=('Conv2d', 'Linear'), include=None, exclude
                                 f'{", ".join(sorted(_TYPE_ALIASES))}')
             t = _TYPE_ALIASES[t]
         classes.append(t)
-    inc = [re.compile(p) for p in (include or ())]
-    exc = [re.compile(p) for p in exclude or ()]
+    inc = [_regex(p, 'include') for p in (include or ())]
+    exc = [_regex(p, 'exclude') for p in exclude or ()]
     out = OrderedDict()
     for mod_name, module in model.named_modules():
         if not isinstance(module, tuple(classes)):
@@ -70,6 +78,43 @@ def _keep_top(flat_scores, num_keep):
     return keep
 
 
+def check_min_kept(min_kept_per_layer):
+    """Return ``min_kept_per_layer`` as an int, or raise :class:`UserError` unless it is a
+    whole number >= 0."""
+    value = min_kept_per_layer
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.lstrip('-').isdigit() else value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f'min_kept_per_layer must be a whole number >= 0 (0: a layer that '
+                        f'would be emptied is an error; k: keep its k best weights), got '
+                        f'{min_kept_per_layer!r}')
+    return value
+
+
+def check_reachable(sizes, sparsity, min_kept_per_layer, scope='global'):
+    """Raise :class:`UserError` if keeping ``min_kept_per_layer`` weights in every tensor
+    makes the global ``sparsity`` unreachable, naming the highest sparsity that is reachable.
+
+    Args:
+        sizes (Sequence[int]): number of entries of each prunable tensor.
+        sparsity (float): the target, in (0, 1).
+        min_kept_per_layer (int): the per-layer floor (0: none).
+        scope (str): only ``'global'`` selection has one budget to check. Defaults to
+            ``'global'``.
+    """
+    if scope != 'global' or min_kept_per_layer <= 0:
+        return
+    total = sum(sizes)
+    floor = sum(min(min_kept_per_layer, size) for size in sizes)
+    if total - int(round(sparsity * total)) < floor:
+        raise UserError(
+            f'sparsity {sparsity} is out of reach with min_kept_per_layer='
+            f'{min_kept_per_layer}: keeping that many weights in each of the {len(sizes)} '
+            f'prunable tensors keeps {floor:,} of {total:,}, so the highest reachable sparsity '
+            f'is {1 - floor / total:.4f}; lower the sparsity or min_kept_per_layer')
+
+
 def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
     """Turn scores (higher = keep) into boolean masks.
 
@@ -87,10 +132,12 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
         tuple[OrderedDict[str, Tensor], dict]: masks and ``info`` (``rescued`` layer names).
     """
     sparsity = check_sparsity(sparsity)
+    min_kept_per_layer = check_min_kept(min_kept_per_layer)
     if scope not in ('global', 'layer'):
         raise UserError(f"unknown pruning scope {scope!r}; valid: 'global', 'layer'")
     names = list(scores)
     flat = [scores[n].detach().reshape(-1).double().cpu() for n in names]
+    check_reachable([f.numel() for f in flat], sparsity, min_kept_per_layer, scope)
     for n, f in zip(names, flat):
         if not torch.isfinite(f).all():
             bad = int((~torch.isfinite(f)).sum())

@@ -15,6 +15,7 @@ import os.path as osp
 
 import torch
 
+from .checkpoints import checkpoint_problem, local_checkpoint_path
 from .errors import UserError
 
 #: The dataloaders :func:`check_data_paths` looks at by default.
@@ -125,6 +126,77 @@ def check_data_paths(cfg, dataloaders=DATALOADER_KEYS):
             _check_dataset(dataset, key)
 
 
+#: File name endings mmpretrain's ``CustomDataset`` reads as images by default.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+
+
+def _class_folders(dataset):
+    """The image folder of a class-folder dataset (mmpretrain's ``CustomDataset`` family
+    without ``ann_file``, labels from folder names), or None."""
+    kind = dataset.get('type', '')
+    if not (isinstance(kind, str) and kind.endswith('CustomDataset')) or dataset.get('ann_file') \
+            or not dataset.get('with_label', True) or dataset.get('metainfo'):
+        return None
+    prefix = dataset.get('data_prefix') or ''
+    if isinstance(prefix, dict):
+        prefix = prefix.get('img_path') or ''
+    data_root = dataset.get('data_root') or ''
+    if not isinstance(prefix, str) or not isinstance(data_root, str):
+        return None
+    folder = _join(data_root, prefix)
+    return folder if folder and not _is_remote(folder) and osp.isdir(folder) else None
+
+
+def _holds_an_image(folder):
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+            return True
+    return False
+
+
+def check_class_folders(cfg, dataloaders=DATALOADER_KEYS):
+    """Raise :class:`UserError` if class-folder datasets would get shifted labels.
+
+    A class-folder dataset (``CustomDataset`` without ``ann_file`` or ``metainfo``) numbers its
+    classes by the sorted names of the sub-folders of its image folder. An empty sub-folder
+    still takes a number, and two splits with different sets of folders number the same class
+    differently: every later label shifts, and training or testing goes on with wrong labels
+    (a test top-1 of 0 %). Checked: no class folder is empty, and every dataset named in
+    ``dataloaders`` has the same class folders.
+
+    Args:
+        cfg (mmengine.Config | dict): The loaded config.
+        dataloaders (Sequence[str]): Config keys of the dataloaders to check.
+            Defaults to ``('train_dataloader', 'val_dataloader', 'test_dataloader')``.
+    """
+    seen = None
+    for loader_key in dataloaders:
+        loader = cfg.get(loader_key)
+        if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+            continue
+        for dataset, key in _leaf_datasets(loader['dataset'], f'{loader_key}.dataset'):
+            folder = _class_folders(dataset)
+            if folder is None:
+                continue
+            classes = sorted(d.name for d in os.scandir(folder) if d.is_dir())
+            for name in classes:
+                if not _holds_an_image(osp.join(folder, name)):
+                    raise UserError(
+                        f'class folder {osp.join(folder, name)} holds no image (read by '
+                        f'{key}): classes are numbered by their sorted folder names, so it '
+                        f'would shift the label of every later class; remove the folder or put '
+                        f'its images in it')
+            if seen is not None and classes != seen[1]:
+                only_here = sorted(set(classes) - set(seen[1]))
+                only_there = sorted(set(seen[1]) - set(classes))
+                raise UserError(
+                    f'{folder} and {seen[0]} have different class folders (only in the first: '
+                    f'{", ".join(only_here) or "none"}; only in the second: '
+                    f'{", ".join(only_there) or "none"}): the same label would mean different '
+                    'classes in the two splits; give both the same class folders')
+            seen = seen or (folder, classes)
+
+
 def _checkpoint_refs(node, key):
     """Yield ``(path, key)`` for every Pretrained ``init_cfg`` checkpoint below ``node``."""
     if isinstance(node, dict):
@@ -138,25 +210,109 @@ def _checkpoint_refs(node, key):
 
 
 def check_checkpoint_paths(cfg):
-    """Raise :class:`UserError` if a local checkpoint the run will read does not exist.
+    """Raise :class:`UserError` if a local checkpoint the run will read is missing or unreadable.
 
-    Checked: ``load_from`` (unless resuming), every ``init_cfg=dict(type='Pretrained',
-    checkpoint=...)`` inside ``model``, and the ``mask_file`` of a ``PruningHook``. Without this
-    check, a missing file surfaces as a traceback from inside mmengine's weight loading.
+    Checked: ``load_from`` (the checkpoint to resume from when resuming), every
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` inside ``model``, and the
+    ``mask_file`` of a ``PruningHook``. Without this check, a missing file surfaces as a
+    traceback from inside mmengine's weight loading, and an empty or truncated one as an
+    ``EOFError`` or ``RuntimeError`` traceback.
     """
     refs = list(_checkpoint_refs(cfg.get('model'), 'model'))
-    if cfg.get('load_from') and not cfg.get('resume'):
-        refs.append((cfg.load_from, 'load_from'))
+    if cfg.get('load_from'):
+        refs.append((cfg.load_from, '--resume' if cfg.get('resume') else 'load_from'))
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         if isinstance(hook, dict) and hook.get('mask_file'):
             refs.append((hook['mask_file'], f'custom_hooks.{i}.mask_file'))
-    from ..analysis.compact import SCHEME  # compact checkpoints: epsdc://PATH
     for path, key in refs:
-        local = path[len(SCHEME):] if path.startswith(SCHEME) else path
-        if not _is_remote(local) and not osp.isfile(local):
+        fix = '--resume PATH' if key == '--resume' else f'--cfg-options {key}=PATH'
+        local = local_checkpoint_path(path)
+        if local is None:
+            continue
+        if not osp.isfile(local):
             raise UserError(f'checkpoint does not exist: {path} (set by {key}; train the run '
-                            f'that produces it first, or override it with --cfg-options '
-                            f'{key}=PATH)')
+                            f'that produces it first, or override it with {fix})')
+        check_readable(path, f'set by {key}; give a complete checkpoint with {fix}')
+
+
+def check_readable(path, fix):
+    """Raise :class:`UserError` if the local checkpoint ``path`` is unreadable.
+
+    Args:
+        path (str): A checkpoint path (``epsdc://`` allowed; remote paths are not checked).
+        fix (str): What the message adds in parentheses: where the path comes from and how
+            to give another one.
+    """
+    local = local_checkpoint_path(path)
+    problem = None if local is None else checkpoint_problem(local)
+    if problem is not None:
+        raise UserError(f'checkpoint {path} is unreadable: {problem} ({fix})')
+
+
+def _hook_configs(cfg):
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        yield hook, f'custom_hooks.{i}'
+    for name, hook in (cfg.get('default_hooks') or {}).items():
+        yield hook, f'default_hooks.{name}'
+
+
+def check_hook_args(cfg):
+    """Raise :class:`UserError` if a hook of ``cfg`` is given an argument it does not take.
+
+    A typo such as ``--cfg-options custom_hooks.0.sparsty=0.5`` otherwise ends in a
+    ``TypeError`` traceback from inside the Runner's hook building. Hooks whose type the
+    registry does not know here (another package's, resolved later by the Runner's scope) and
+    those that take ``**kwargs`` are left to the Runner.
+
+    Args:
+        cfg (mmengine.Config): The loaded config.
+    """
+    import difflib
+    import inspect
+
+    from mmengine.registry import HOOKS
+    for hook, key in _hook_configs(cfg):
+        if not isinstance(hook, dict) or 'type' not in hook:
+            continue
+        cls = hook['type'] if isinstance(hook['type'], type) else HOOKS.get(hook['type'])
+        if cls is None:
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        names = [n for n in params if n != 'self']
+        for arg in hook:
+            # type, and keys such as _scope_ that mmengine's Config adds, are not arguments
+            if arg == 'type' or arg.startswith('_') or arg in names:
+                continue
+            close = difflib.get_close_matches(arg, names, n=1)
+            guess = f' (did you mean {close[0]!r}?)' if close else ''
+            takes = f'its arguments: {", ".join(names)}' if names else 'it takes no arguments'
+            raise UserError(f'{key}.{arg}: {cls.__name__} has no argument {arg!r}{guess}; '
+                            f'{takes}')
+
+
+def check_writable_dir(path, what='work dir', flag='--work-dir'):
+    """Create directory ``path`` if needed and raise :class:`UserError` unless a file can be
+    written into it, so that a path that is a file, or a read-only place, fails before any
+    work is done rather than when the first result is written.
+
+    Args:
+        path (str): The directory.
+        what (str): How the message names it. Defaults to ``'work dir'``.
+        flag (str): The option that sets it. Defaults to ``'--work-dir'``.
+    """
+    import tempfile
+    if osp.exists(path) and not osp.isdir(path):
+        raise UserError(f'the {what} {path} is a file, not a directory; give {flag} another '
+                        'path')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f'cannot write into the {what} {path}: {e.strerror}; give {flag} a '
+                        'directory you can write to') from None
 
 
 def load_config(path, cfg_options=None):

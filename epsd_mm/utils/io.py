@@ -7,6 +7,8 @@ import tempfile
 
 import torch
 
+from .errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -54,3 +56,23 @@ def atomic_write_text(text, path):
     with atomic_path(path) as tmp:
         with open(tmp, 'w') as f:
             f.write(text)
+
+
+def check_output_path(out, source, what='output'):
+    """Raise :class:`~epsd_mm.utils.errors.UserError` if ``out`` is a directory or the file
+    ``source`` itself (the same path, a link to it, or a hard link), which writing ``out``
+    would replace.
+
+    Args:
+        out (str): The file a tool is about to write.
+        source (str): The file it reads.
+        what (str): How the message names ``out``. Defaults to ``'output'``.
+    """
+    if osp.isdir(out):
+        raise UserError(f'the {what} {out} is a directory; give a file path inside it, e.g. '
+                        f'{osp.join(out, osp.basename(source))}')
+    same = osp.realpath(out) == osp.realpath(source) or (
+        osp.exists(out) and osp.exists(source) and osp.samefile(out, source))
+    if same:
+        raise UserError(f'the {what} {out} is the input checkpoint {source}, which it would '
+                        'replace; choose another path')

@@ -40,23 +40,26 @@ def main(argv=None):
     return cli_main(run)(args)
 
 
-def run(args):
-    from mmengine.config import Config
+#: The largest --shape side analysed (an 8192x8192 RGB float input is 768 MiB).
+MAX_SIDE = 8192
 
+
+def run(args):
     import epsd_mm  # noqa: F401  (registers components; custom_imports may add more)
     from epsd_mm.analysis import analyze_config, format_complexity, masks_from_checkpoint
+    from epsd_mm.utils.config_checks import load_config
     from epsd_mm.utils.errors import UserError
 
-    if not osp.isfile(args.config):
-        raise UserError(f'config file {args.config} does not exist')
     shape = None
     if args.shape is not None:
         if len(args.shape) not in (1, 2) or min(args.shape) <= 0:
             raise UserError(f'--shape takes H W or one size, all positive; got {args.shape}')
+        if max(args.shape) > MAX_SIDE:
+            raise UserError(f'--shape {" ".join(map(str, args.shape))} is larger than '
+                            f'{MAX_SIDE} pixels a side, which would not fit in memory; give a '
+                            'realistic input size, e.g. --shape 224 224')
         shape = tuple(args.shape) * (3 - len(args.shape))
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
 
     masks = masks_from_checkpoint(args.checkpoint) if args.checkpoint else None
     result = analyze_config(cfg, shape, masks)

@@ -1,0 +1,119 @@
+"""User errors that used to end in a traceback: one `error:` line saying what is wrong and
+how to fix it, exit status 2, nothing half-written."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from .helpers import (
+    DEMO,
+    ROOT,
+    checkpoint_variant,
+    data_options,
+    resume_error,
+    run_tool,
+    tool_error,
+)
+
+UNREADABLE = {
+    'empty': (lambda data: b'', 'it is empty (0 bytes)'),
+    'truncated': (lambda data: data[:len(data) // 2],
+                  'it is not a complete torch checkpoint ({n} bytes: truncated by an '
+                  'interrupted write, damaged, or not a checkpoint at all)'),
+    'random': (lambda data: bytes(range(256)) * 40,
+               'it is not a complete torch checkpoint (10240 bytes: truncated by an '
+               'interrupted write, damaged, or not a checkpoint at all)'),
+}
+
+
+def _unreadable(trained, tmp_path, kind):
+    make, problem = UNREADABLE[kind]
+    data = make(open(trained, 'rb').read())
+    path = str(tmp_path / f'{kind}.pth')
+    open(path, 'wb').write(data)
+    return path, problem.format(n=len(data))
+
+
+@pytest.mark.parametrize('kind', sorted(UNREADABLE))
+def test_test_names_an_unreadable_checkpoint(demo_data, trained, tmp_path, kind):
+    path, problem = _unreadable(trained, tmp_path, kind)
+    proc = run_tool('test', DEMO, path, '--work-dir', str(tmp_path / 't'),
+                    *data_options(demo_data.cls_root))
+    assert tool_error(proc) == (f'error: checkpoint {path} is unreadable: {problem} (give a '
+                                'complete checkpoint)')
+
+
+def test_train_names_an_unreadable_resume_or_load_from(demo_data, trained, tmp_path):
+    empty, problem = _unreadable(trained, tmp_path, 'empty')
+    work = str(tmp_path / 'w')
+    proc = run_tool('train', DEMO, '--work-dir', work, '--resume', empty,
+                    *data_options(demo_data.cls_root))
+    assert tool_error(proc) == (
+        f'error: checkpoint {empty} is unreadable: {problem} (set by --resume; give a complete '
+        'checkpoint with --resume PATH)')
+    truncated, problem = _unreadable(trained, tmp_path, 'truncated')
+    proc = run_tool('train', DEMO, '--work-dir', work,
+                    *data_options(demo_data.cls_root, f'load_from={truncated}'))
+    assert tool_error(proc) == (
+        f'error: checkpoint {truncated} is unreadable: {problem} (set by load_from; give a '
+        'complete checkpoint with --cfg-options load_from=PATH)')
+    assert not osp.exists(work)
+
+
+def test_resume_of_another_models_checkpoint(demo_data, trained, tmp_path):
+    other = checkpoint_variant(trained, tmp_path / 'det.pth', drop_prefix='head.',
+                               add={'rpn_head.rpn_conv.weight': torch.zeros(4, 4, 3, 3)})
+    assert resume_error(demo_data, other, tmp_path / 'w') == (
+        f'error: checkpoint {other} does not fit the model of this config: 2 weights of the '
+        'model are not in it (head.fc.weight, head.fc.bias); 1 of its entries are not in the '
+        'model (rpn_head.rpn_conv.weight). Was it saved by another model? Use the config it '
+        'was trained with, or resume from a checkpoint of a run of this config')
+
+
+@pytest.mark.parametrize('option, message', [
+    ('custom_hooks.0.sparsty=0.5',
+     "error: custom_hooks.0.sparsty: PruningHook has no argument 'sparsty' (did you mean "
+     "'sparsity'?); its arguments: "),
+    ('custom_hooks.0.min_kept_per_layer=abc',
+     'error: min_kept_per_layer must be a whole number >= 0 (0: a layer that would be emptied '
+     "is an error; k: keep its k best weights), got 'abc'"),
+    ('custom_hooks.0.prunable.exclude=[*abc]',
+     "error: prunable.exclude holds '*abc', which is not a regular expression (nothing to "
+     'repeat at position 0); e.g. exclude=(r"^head\\.", ) keeps the head dense'),
+])
+def test_train_names_a_bad_hook_setting(demo_data, tmp_path, option, message):
+    work = str(tmp_path / 'w')
+    proc = run_tool('train', DEMO, '--work-dir', work,
+                    *data_options(demo_data.cls_root, option))
+    assert tool_error(proc).startswith(message)
+    assert not osp.exists(osp.join(work, 'masks.pth'))
+
+
+def test_an_empty_mask_file(demo_data, tmp_path):
+    empty = str(tmp_path / 'masks.pth')
+    open(empty, 'wb').close()
+    proc = run_tool('train', DEMO, '--work-dir', str(tmp_path / 'w'),
+                    *data_options(demo_data.cls_root, f'custom_hooks.0.mask_file={empty}'))
+    assert tool_error(proc) == (
+        f'error: checkpoint {empty} is unreadable: it is empty (0 bytes) (set by '
+        'custom_hooks.0.mask_file; give a complete checkpoint with --cfg-options '
+        'custom_hooks.0.mask_file=PATH)')
+    proc = run_tool(osp.join('analysis', 'sparsity_report'), empty)
+    assert tool_error(proc) == f'error: cannot read checkpoint {empty}: it is empty (0 bytes)'
+
+
+def test_a_user_error_on_one_of_two_ranks_is_one_line(demo_data, tmp_path):
+    # scoring runs on rank 0 only: its error used to be followed by rank 1's gloo traceback
+    # and torchrun's ChildFailedError, exit 1
+    import subprocess
+    env = dict(os.environ, PORT=str(29500 + (os.getpid() + 7) % 1000), OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DEMO, '2', '--work-dir',
+         str(tmp_path / 'w'), *data_options(demo_data.cls_root,
+                                            'custom_hooks.0.prunable.exclude=[*abc]')],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [
+        "error: prunable.exclude holds '*abc', which is not a regular expression (nothing to "
+        'repeat at position 0); e.g. exclude=(r"^head\\.", ) keeps the head dense']
