@@ -8,7 +8,7 @@
 #   python tools/test.py configs/epsd_voc_frcnn.py work_dirs/epsd_voc_frcnn/epoch_4.pth
 #
 # Data: data/VOCdevkit/VOC2007 and data/VOCdevkit/VOC2012 (see docs/detection.md).
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
+_base_ = ['mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py', './_base_/det_flip_tta.py']
 
 custom_imports = dict(imports=['epsd_mm'], allow_failed_imports=False)
 
@@ -75,3 +75,12 @@ test_dataloader = val_dataloader
 # mAP at IoU 0.5 on VOC2007 test, with VOC2007's 11-point interpolated AP.
 val_evaluator = dict(type='VOCMetric', metric='mAP', iou_thrs=0.5, eval_mode='11points')
 test_evaluator = val_evaluator
+
+# Test-time augmentation (tools/test.py --tta): mmdet's VOC test pipeline with both flips, see
+# configs/_base_/det_flip_tta.py.
+tta_pipeline = [
+    _base_.test_pipeline[0],
+    dict(type='TestTimeAug',
+         transforms=[[_base_.test_pipeline[1]], _base_.tta_flips, [_base_.test_pipeline[2]],
+                     [dict(_base_.test_pipeline[3], meta_keys=_base_.tta_meta_keys)]])
+]

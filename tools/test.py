@@ -38,6 +38,10 @@ The metrics come from the config's test_evaluator and are printed and logged und
 under WORK_DIR/TIMESTAMP/SHOW_DIR, mmpretrain into SHOW_DIR).
 '''
 
+#: ``--out-item metrics``: the file endings of ``--out`` and mmengine's dump format for each.
+METRICS_FORMATS = {'.json': 'json', '.yaml': 'yaml', '.yml': 'yaml', '.pkl': 'pkl',
+                   '.pickle': 'pkl'}
+
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -53,6 +57,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out', type=str,
         help='dump predictions to a pickle file (.pkl) for offline evaluation')
+    # mmpretrain's test.py flags (honoured for detection configs as well)
+    parser.add_argument(
+        '--out-item', choices=['metrics', 'pred'],
+        help='what --out holds: the predictions (default) or the metrics (then --out may be '
+             '.json, .yaml or .pkl), as mmpretrain\'s test.py')
+    parser.add_argument('--amp', action='store_true',
+                        help='test with automatic mixed precision (test_cfg.fp16=True)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
@@ -148,7 +159,10 @@ def apply_tta(cfg, task):
             pack = test_data_cfg.pipeline[-1]
         cfg.tta_pipeline[-1] = dict(
             type='TestTimeAug',
-            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            # the unflipped view first: the merged result keeps the first view's data sample,
+            # ground truth included, and a test pipeline that loads annotations before this
+            # step would give the flipped view flipped boxes (mmdet puts the flipped one first)
+            transforms=[[dict(type='RandomFlip', prob=0.), dict(type='RandomFlip', prob=1.)],
                         [pack]])
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     test_data_cfg.pipeline = cfg.tta_pipeline
@@ -183,7 +197,13 @@ def dump_metric(out_file, task):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+    if args.out_item is not None and args.out is None:
+        raise UserError('--out-item needs --out FILE to write to')
+    if args.out_item == 'metrics':
+        if osp.splitext(args.out)[1] not in METRICS_FORMATS:
+            raise UserError(f'--out with --out-item metrics must name a .json, .yaml or .pkl '
+                            f'file, got {args.out}')
+    elif args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise UserError(f'--out must name a pickle file (.pkl or .pickle), got {args.out}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint}')
@@ -209,6 +229,8 @@ def main(argv=None):
         trigger_visualization_hook(cfg, args, task)
     if args.tta:
         apply_tta(cfg, task)
+    if args.amp:  # as mmpretrain's test.py
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     check_data_paths(cfg, ('test_dataloader',))
     check_class_folders(cfg, ('test_dataloader',))
     check_writable_dir(cfg.work_dir)
@@ -222,11 +244,15 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    if args.out is not None:
+    if args.out is not None and args.out_item != 'metrics':
         runner.test_evaluator.metrics.append(dump_metric(args.out, task))
     if not args.partial:
         runner.register_hook(CheckpointFitHook())
-    runner.test()
+    metrics = runner.test()
+    if args.out_item == 'metrics':
+        from mmengine.fileio import dump
+        with atomic_path(args.out) as tmp:
+            dump(metrics, tmp, file_format=METRICS_FORMATS[osp.splitext(args.out)[1]])
     del runner  # frees the DDP-wrapped model before the group goes: see finish_dist
     finish_dist()
 

@@ -52,8 +52,18 @@ def parse_args(argv=None):
         help='enable automatic-mixed-precision training (needs a GPU)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
-        help='enable automatically scaling LR by the total batch size '
-             '(needs auto_scale_lr.base_batch_size in the config)')
+        help='enable automatically scaling LR by the total batch size: lr x (processes x '
+             'batch_size) / auto_scale_lr.base_batch_size, as mmengine scales it (detection '
+             'configs need auto_scale_lr with enable and base_batch_size, as mmdet; '
+             'classification configs base_batch_size, as mmpretrain)')
+    # mmpretrain's train.py flags (honoured for detection configs as well)
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not validate during training (mmpretrain\'s flag)')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='pin_memory=False in every dataloader (mmpretrain\'s flag)')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='persistent_workers=False in every dataloader (mmpretrain\'s '
+                             'flag)')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, resume from the latest '
@@ -78,6 +88,25 @@ def parse_args(argv=None):
     return args
 
 
+def enable_auto_scale_lr(cfg):
+    """``--auto-scale-lr`` as the tool of the config's scope does it: mmdet's train.py needs
+    ``auto_scale_lr`` with ``enable`` and ``base_batch_size``, mmpretrain's only sets
+    ``enable=True`` (its recipes write ``auto_scale_lr = dict(base_batch_size=N)``). The
+    scaling itself is mmengine's (``Runner.scale_lr``); a config without ``base_batch_size``
+    is answered here instead of by its assertion."""
+    auto_scale_lr = cfg.get('auto_scale_lr') or {}
+    example = 'auto_scale_lr = dict(enable=False, base_batch_size=16)'
+    if cfg.get('default_scope') == 'mmdet':
+        if 'enable' not in auto_scale_lr or 'base_batch_size' not in auto_scale_lr:
+            raise UserError('--auto-scale-lr needs "auto_scale_lr" with "enable" and '
+                            f'"base_batch_size" in a detection config (as mmdet), e.g. {example}')
+    elif 'base_batch_size' not in auto_scale_lr:
+        raise UserError('--auto-scale-lr needs "auto_scale_lr" with "base_batch_size" in the '
+                        'config (the total batch size its lr is set for), e.g. '
+                        'auto_scale_lr = dict(base_batch_size=128)')
+    cfg.auto_scale_lr = dict(auto_scale_lr, enable=True)
+
+
 def merge_args(cfg, args):
     """Apply the command line to ``cfg`` the way mmdet's train.py does."""
     cfg.launcher = args.launcher
@@ -96,12 +125,15 @@ def merge_args(cfg, args):
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
     if args.auto_scale_lr:
-        auto_scale_lr = cfg.get('auto_scale_lr') or {}
-        if 'enable' not in auto_scale_lr or 'base_batch_size' not in auto_scale_lr:
-            raise UserError(
-                '--auto-scale-lr needs "auto_scale_lr" with "enable" and "base_batch_size" in '
-                'the config, e.g. auto_scale_lr = dict(enable=False, base_batch_size=16)')
-        cfg.auto_scale_lr.enable = True
+        enable_auto_scale_lr(cfg)
+    if args.no_validate:  # as mmpretrain's train.py
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    for flag, field in ((args.no_pin_memory, 'pin_memory'),
+                        (args.no_persistent_workers, 'persistent_workers')):
+        if flag:
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+                if cfg.get(loader) is not None:
+                    cfg[loader][field] = False
 
     # resume is determined in this priority: resume from > auto_resume
     if args.resume == 'auto':

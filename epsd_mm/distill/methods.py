@@ -122,6 +122,9 @@ class BaseSDMethod:
     per_rank_state = False
     #: True when the method follows the epoch counter (PS-KD's alpha_t)
     uses_epochs = False
+    #: augmented views of every training sample the method uses (DLB: 2); more views in a batch
+    #: are loaded and preprocessed for nothing
+    num_views = 1
 
     def __init__(self, loss_weight=1.0):
         loss_weight = float(loss_weight)
@@ -503,6 +506,7 @@ class DLB(BaseSDMethod):
         loss_weight (float): alpha, the weight of the SD term. Defaults to 1.0.
     """
     name = 'dlb'
+    num_views = 2
     per_rank_state = True
 
     def __init__(self, tau=3.0, loss_weight=1.0):

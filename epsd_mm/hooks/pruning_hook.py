@@ -4,7 +4,7 @@ import os.path as osp
 from mmengine.dist import get_rank, master_only
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..pruning.api import compute_masks
@@ -88,8 +88,13 @@ class PruningHook(Hook):
 
     @staticmethod
     def _model(runner):
+        """The network the masks name, below any model wrapper (DDP...) and test-time
+        augmentation model (``BaseTTAModel``: mmdet's ``DetTTAModel`` under ``--tta``), which
+        hold it as ``module``: the unwrapping mmengine's checkpoint loading does too."""
         model = runner.model
-        return model.module if is_model_wrapper(model) else model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
+        return model
 
     # ------------------------------------------------------------------ creation
     def after_load_checkpoint(self, runner, checkpoint):
@@ -173,7 +178,13 @@ class PruningHook(Hook):
         print_log(f'pruning: per-layer masks ({self.source})\n{format_table(self.masks)}',
                   logger=runner.logger)
         self.masks.save(osp.join(out_dir, 'masks.pth'))
-        write_reports(self.masks, out_dir)
+        cfg_file = runner.cfg.filename
+        config = osp.basename(cfg_file) if cfg_file else runner.experiment_name
+        how = {'computed': f'scored at init with {self.masks.method}',
+               'checkpoint': 'from the resumed checkpoint'}.get(
+                   self.source, f'from {osp.basename(str(self.source))}')
+        write_reports(self.masks, out_dir,
+                      title=f'{type(self._model(runner)).__name__} ({config}), {how}')
 
     # ------------------------------------------------------------------ enforcement
     @staticmethod

@@ -108,7 +108,8 @@ class MaskSet:
     def check_fits(self, model, prefix_hint=''):
         """Raise :class:`UserError` unless every mask names a parameter of ``model`` (a module,
         or a state dict: name -> tensor) of the same shape; the message shows the first
-        mismatches."""
+        mismatches, and says so when one name prefix explains them all (a model wrapper or a
+        test-time-augmentation model adds ``module.`` to every parameter name)."""
         params = dict(model.named_parameters()) if isinstance(model, nn.Module) else model
         problems = []
         for name, m in self.masks.items():
@@ -120,10 +121,40 @@ class MaskSet:
         if problems:
             shown = '; '.join(problems[:5])
             more = f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''
-            raise UserError(
-                f'the masks do not fit this model: {len(problems)} of {len(self.masks)} masks '
-                f'mismatch, e.g. {shown}{more}. Use masks computed for this architecture'
-                f'{prefix_hint}.')
+            head = (f'the masks do not fit this model: {len(problems)} of {len(self.masks)} '
+                    f'masks mismatch, e.g. {shown}{more}')
+            renamed = self._renaming(params)
+            if renamed:
+                raise UserError(f'{head}. {renamed}')
+            raise UserError(f'{head}. Use masks computed for this architecture{prefix_hint}.')
+
+    def _renaming(self, params):
+        """A sentence naming the one prefix that, added to or removed from every mask name,
+        makes all masks fit ``params`` (name -> tensor); ``''`` when there is none."""
+        names = self.names()
+        if not names:
+            return ''
+
+        def fits(rename):
+            return all(rename(n) in params and tuple(params[rename(n)].shape)
+                       == tuple(self.masks[n].shape) for n in names)
+
+        first = names[0]
+        added = {p[:-len(first)] for p in params if p.endswith('.' + first)}
+        for prefix in sorted(added, key=len):
+            if fits(lambda n: prefix + n):
+                return (f'Every mask fits once {prefix!r} is put before its name: this model '
+                        f'wraps the network the masks were made for (model wrappers and '
+                        f'test-time-augmentation models such as DetTTAModel hold it as '
+                        f'{prefix.rstrip(".")!r}); apply the masks to the wrapped network')
+        parts = first.split('.')
+        for k in range(1, len(parts)):
+            prefix = '.'.join(parts[:k]) + '.'
+            if all(n.startswith(prefix) for n in names) and fits(lambda n: n[len(prefix):]):
+                return (f'Every mask fits once {prefix!r} is removed from its name: the masks '
+                        f'were saved from a wrapped model; save them with the wrapped '
+                        f'network\'s own names')
+        return ''
 
     def split_for(self, model):
         """Split into ``(fitting, ignored)`` for transfer into another model.

@@ -8,10 +8,13 @@ The tools share two more steps here: importing the package that the config's ``d
 names (:func:`import_scope`), and adapting a distributed launch to a machine without CUDA
 (:func:`adapt_dist_to_cpu`).
 """
+import contextlib
 import datetime
 import importlib
 import os
 import os.path as osp
+import sys
+from typing import NamedTuple
 
 import torch
 
@@ -315,9 +318,83 @@ def check_writable_dir(path, what='work dir', flag='--work-dir'):
                         'directory you can write to') from None
 
 
+class TypeSwitch(NamedTuple):
+    """A config dict whose ``type`` a merge changed while keeping the other keys.
+
+    mmengine merges a child config's dict into its base's key by key, so
+    ``model=dict(sd=dict(type='CSKD'))`` over a base's ``dict(type='DLB', tau=3.0)`` gives
+    ``dict(type='CSKD', tau=3.0)``: the new type receives the old one's settings, and nothing
+    says so. ``_delete_=True`` in the child's dict starts it afresh and records no switch.
+
+    Attributes:
+        key (str): Dotted config key of the dict, e.g. ``'model.sd'``.
+        old (str): The ``type`` before the merge.
+        new (str): The ``type`` after it.
+        carried (dict): The keys kept from the old dict (not set by the merged-in one).
+        source (str): Which file (or ``--cfg-options``) set the new type.
+    """
+    key: str
+    old: str
+    new: str
+    carried: dict
+    source: str
+
+
+#: Checks :func:`load_config` runs on every config it loads: callables ``check(cfg, switches)``
+#: (``switches`` a list of :class:`TypeSwitch`) that may warn or raise :class:`UserError`.
+#: Upper layers append to it (utils imports nothing else of epsd_mm).
+CONFIG_CHECKS = []
+
+
+def _find_switches(child, base, key, source, found):
+    """Record in ``found`` every dict of ``child`` merging into ``base`` with another type."""
+    if isinstance(base, (list, tuple)):  # --cfg-options' list indices: custom_hooks.0.x=...
+        base = {str(i): v for i, v in enumerate(base)}
+    if not isinstance(child, dict) or not isinstance(base, dict) or child.get('_delete_'):
+        return
+    old, new = base.get('type'), child.get('type')
+    if isinstance(old, str) and isinstance(new, str) and old != new:
+        carried = {k: v for k, v in base.items() if k not in child and k != 'type'}
+        if carried:
+            found.append(TypeSwitch(key, old, new, carried, source))
+    for k, v in child.items():
+        if isinstance(v, dict) and k in base:
+            _find_switches(v, base[k], f'{key}.{k}' if key else str(k), source, found)
+
+
+@contextlib.contextmanager
+def _recording_type_switches(found, source=None):
+    r"""Observe mmengine's own merges (``Config._merge_a_into_b``, used for ``_base_``
+    inheritance and ``--cfg-options``) and record their :class:`TypeSwitch` entries in ``found``.
+    Only the outermost call of each merge is inspected; the merge itself is unchanged."""
+    from mmengine.config import Config
+    original = Config.__dict__['_merge_a_into_b']
+    merge = original.__func__
+    depth = [0]
+
+    def observed(a, b, allow_list_keys=False):
+        if depth[0] == 0:
+            # a _base_ merge happens in Config._file2dict, whose `filename` is the child
+            where = source or sys._getframe(1).f_locals.get('filename') or 'a config file'
+            _find_switches(a, b, '', str(where), found)
+        depth[0] += 1
+        try:
+            return merge(a, b, allow_list_keys)
+        finally:
+            depth[0] -= 1
+
+    Config._merge_a_into_b = staticmethod(observed)
+    try:
+        yield found
+    finally:
+        Config._merge_a_into_b = original
+
+
 def load_config(path, cfg_options=None):
-    """``Config.fromfile(path)`` merged with ``cfg_options``; a missing or unparsable config
-    file raises :class:`UserError` instead of a traceback.
+    r"""``Config.fromfile(path)`` merged with ``cfg_options``; a missing or unparsable config
+    file raises :class:`UserError` instead of a traceback. Then every check of
+    :data:`CONFIG_CHECKS` runs, with the :class:`TypeSwitch` entries that inheritance and
+    ``cfg_options`` made.
 
     Args:
         path (str): The config file.
@@ -329,12 +406,17 @@ def load_config(path, cfg_options=None):
     from mmengine.config import Config
     if not osp.isfile(path):
         raise UserError(f'config file not found: {path}')
+    switches = []
     try:
-        cfg = Config.fromfile(path)
+        with _recording_type_switches(switches):
+            cfg = Config.fromfile(path)
     except SyntaxError as e:
         raise UserError(f'config {path} is not valid Python: {e}') from None
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        with _recording_type_switches(switches, '--cfg-options'):
+            cfg.merge_from_dict(cfg_options)
+    for check in CONFIG_CHECKS:
+        check(cfg, switches)
     return cfg
 
 

@@ -1,5 +1,6 @@
 """Atomic file writes: a killed process never leaves a half-written file under the final name."""
 import contextlib
+import hashlib
 import json
 import os
 import os.path as osp
@@ -11,12 +12,9 @@ from .errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
-
-    The rename is atomic on POSIX file systems. On an exception the temporary file is removed
-    and ``path`` is left as it was (absent, or its previous complete content).
-    """
+def _temporary_beside(path):
+    """Yield a new temporary file in ``path``'s directory (created if needed), with the
+    permissions a plain ``open()`` would give; it is removed on exit unless it was renamed."""
     path = osp.abspath(path)
     os.makedirs(osp.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp',
@@ -28,18 +26,62 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def _fsync(path):
+    with open(path, 'rb') as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The rename is atomic on POSIX file systems. On an exception the temporary file is removed
+    and ``path`` is left as it was (absent, or its previous complete content).
+    """
+    with _temporary_beside(path) as tmp:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, osp.abspath(path))
 
 
 def atomic_torch_save(obj, path):
     """``torch.save(obj, path)`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def atomic_hashed_torch_save(obj, stem, check=None):
+    """``torch.save(obj)`` as ``<stem>-<first 8 hex digits of the file's sha256>.pth``, the
+    naming of OpenMMLab's published checkpoints, atomically: the file is complete (and passed
+    ``check``) before it gets its final name.
+
+    Args:
+        obj: What to save.
+        stem (str): The path without the hash and the ``.pth`` ending.
+        check (callable, optional): Called with the temporary file's path before the rename;
+            an exception it raises leaves nothing behind. Defaults to None.
+
+    Returns:
+        tuple[str, str]: The final path and the file's full sha256 (hex).
+    """
+    with _temporary_beside(stem) as tmp:
+        torch.save(obj, tmp)
+        if check is not None:
+            check(tmp)
+        sha = hashlib.sha256()
+        with open(tmp, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                sha.update(block)
+        digest = sha.hexdigest()
+        final = f'{stem}-{digest[:8]}.pth'
+        _fsync(tmp)
+        os.replace(tmp, final)
+    return final, digest
 
 
 def atomic_json_dump(obj, path, **kwargs):
