@@ -278,29 +278,45 @@ def _leaves(theta):
     return {n: t.detach().requires_grad_(True) for n, t in theta.items()}
 
 
-def _accumulate(acc, grads):
-    for a, g in zip(acc, grads):
-        if g is not None:
-            a.add_(g.detach())
+def _accumulate(acc, grads, own):
+    """Add ``grads`` into the list ``acc`` (None entries are still empty: the first gradient
+    becomes the buffer, so one micro-batch costs no extra copy of the parameters). Autograd may
+    hand the same tensor to two inputs (an addition passes its gradient through), so a buffer
+    that will be changed in place is a copy (``own``)."""
+    for i, g in enumerate(grads):
+        if g is None:
+            continue
+        if acc[i] is None:
+            acc[i] = g.detach().clone() if own else g.detach()
+        else:
+            acc[i].add_(g.detach())
+
+
+def _filled(acc, like):
+    """``acc`` with zeros for the parameters no loss reached."""
+    return [torch.zeros_like(t) if a is None else a for a, t in zip(acc, like)]
 
 
 def _bounded(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_order, name):
     """Checkpointed reverse mode: trajectory forward, recomputed steps and HVPs backward."""
     num_steps = len(episode.steps) - 1
-    theta = {n: p.detach().clone() for n, p in theta_init.items()}
+    # theta_0: the parameters themselves (scoring never changes them in place)
+    theta = {n: p.detach() for n, p in theta_init.items()}
     names = list(theta)
     trajectory = []
     # forward: the trajectory, one micro-batch graph at a time
     for k in range(num_steps):
         trajectory.append(theta)
         leaves = _leaves(theta)
-        grads = [torch.zeros_like(t) for t in theta.values()]
-        loss = grads[0].new_zeros(1)
+        grads = [None] * len(theta)
+        loss = None
         for m in episode.steps[k]:
             value = _weighted_losses(episode, m, _inner(inner_loss, k), leaves)['loss']
             _accumulate(grads, torch.autograd.grad(value, list(leaves.values()),
-                                                   allow_unused=True))
-            loss += value.detach()
+                                                   allow_unused=True),
+                        own=len(episode.steps[k]) > 1)
+            loss = value.detach().reshape(1) + (0 if loss is None else loss)
+        grads = _filled(grads, theta.values())
         episode.reduce(grads + [loss])
         check_finite(loss, _what(name, k, num_steps))
         with torch.no_grad():
@@ -312,13 +328,14 @@ def _bounded(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_or
         losses = _weighted_losses(episode, m, outer_loss, leaves)
         for i, (key, value) in enumerate(losses.items()):
             if key not in adjoints:
-                adjoints[key] = [torch.zeros_like(t) for t in theta.values()]
-                totals[key] = adjoints[key][0].new_zeros(1)
+                adjoints[key] = [None] * len(theta)
+                totals[key] = value.detach().new_zeros(1)
             _accumulate(adjoints[key], torch.autograd.grad(
                 value, list(leaves.values()), allow_unused=True,
-                retain_graph=i < len(losses) - 1))
+                retain_graph=i < len(losses) - 1), own=True)
             totals[key] += value.detach()
     keys = list(adjoints)
+    adjoints = {key: _filled(adjoints[key], theta.values()) for key in keys}
     episode.reduce([t for key in keys for t in adjoints[key]] + [totals[k] for k in keys])
     for key in keys:
         check_finite(totals[key], _what(name, num_steps, num_steps))
@@ -326,7 +343,7 @@ def _bounded(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_or
     # backward: v_k = v_{k+1} - lr * H_k v_{k+1}, recomputing step k at theta_k
     for k in reversed(range(num_steps) if not first_order else ()):
         leaves = _leaves(trajectory.pop())
-        products = {key: [torch.zeros_like(t) for t in leaves.values()] for key in keys}
+        products = {key: [None] * len(leaves) for key in keys}
         for m in episode.steps[k]:
             episode.replay(m)
             value = m.weight * _as_dict(inner_loss(k, leaves, m.inputs, m.data_samples))['loss']
@@ -339,8 +356,9 @@ def _bounded(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_or
                 dot = sum((g * adjoints[key][i]).sum() for g, i in used)
                 _accumulate(products[key], torch.autograd.grad(
                     dot, list(leaves.values()), allow_unused=True,
-                    retain_graph=j < len(keys) - 1))
+                    retain_graph=j < len(keys) - 1), own=len(episode.steps[k]) > 1)
             del grads, used, value
+        products = {key: _filled(products[key], leaves.values()) for key in keys}
         episode.reduce([t for key in keys for t in products[key]])
         for key in keys:
             for v, hv in zip(adjoints[key], products[key]):
