@@ -11,8 +11,9 @@ pixels, every measurement runs in a fresh subprocess that builds the model, then
   (``meta_mode='unrolled'``, the reference, and ``'bounded'``, the memory-bounded one;
   ``--micro-batches`` adds bounded rows with micro-batches); the global top-k selection that
   follows is the same for every criterion and batch size and is measured once (``selection``);
-- ``ranks``: ``epsd`` (bounded) scored by one process on ``B`` samples per step and by two gloo
-  processes on ``2B`` (``B`` each), one thread each.
+- ``ranks``: ``epsd`` (bounded) scored by one process on ``B`` samples per step (the bounded
+  ``epsd`` row at ``B``, the same measurement) and by two gloo processes on ``2B`` (``B``
+  each), one thread each, at the smallest batch.
 
 Peak memory is measured above the built model: on CPU the child's peak RSS (``ru_maxrss`` from
 ``wait4``) minus its RSS once the model is built; on a GPU ``torch.cuda.max_memory_allocated``
@@ -227,35 +228,41 @@ def _load():
 
 
 def _plan(args):
-    """(section, spec) of every measurement, smallest batch first."""
+    """(section, spec) of every measurement, the most telling first (a run cut short by a
+    timeout keeps them): training at every batch; epsd at the smallest batch; the ranks; the
+    other criteria at the smallest batch; then the larger batches; then other inner steps."""
     base = dict(config=args.config, input_size=args.input_size, threads=args.threads)
-    plan = []
-    plan.append(('selection', dict(base, what='select', batch=0)))
-    for b in args.batches:
-        plan.append(('train', dict(base, what='train', batch=b)))
-        if 'snip' in args.criteria:
-            plan.append(('rows', dict(base, what='score', criterion='snip', batch=b,
-                                      mode='unrolled')))
-        for crit in [c for c in ('prospr', 'epsd') if c in args.criteria]:
-            for mode in args.modes:
-                plan.append(('rows', dict(base, what='score', criterion=crit, batch=b, mode=mode,
-                                          options=dict(meta_mode=mode))))
-        if args.micro_batches:
-            micro = -(-b // args.micro_batches)
-            plan.append(('rows', dict(base, what='score', criterion='epsd', batch=b,
-                                      mode='bounded', options=dict(
-                                          meta_mode='bounded', micro_batch=micro))))
-        if b == min(args.batches):
-            if not args.skip_ranks:
-                for world in (1, 2):
-                    plan.append(('ranks', dict(base, what='score', criterion='epsd', batch=b,
-                                               world_size=world, mode='bounded',
-                                               options=dict(meta_mode='bounded'))))
-            for steps in args.inner_steps_also:
-                for mode in args.modes:
-                    plan.append(('rows', dict(base, what='score', criterion='epsd', batch=b,
-                                              mode=mode, options=dict(meta_mode=mode,
-                                                                      inner_steps=steps))))
+    batches = sorted(set(args.batches))
+
+    def score(crit, b, mode, **options):
+        if crit != 'snip':
+            options['meta_mode'] = mode
+        return ('rows', dict(base, what='score', criterion=crit, batch=b, mode=mode,
+                             options=options))
+
+    def criteria(b, names):
+        out = []
+        for crit in [c for c in names if c in args.criteria]:
+            if crit == 'snip':
+                out.append(score('snip', b, 'unrolled'))
+                continue
+            out += [score(crit, b, mode) for mode in args.modes]
+            if crit == 'epsd' and args.micro_batches and 'bounded' in args.modes:
+                out.append(score('epsd', b, 'bounded', micro_batch=-(-b // args.micro_batches)))
+        return out
+
+    plan = [('selection', dict(base, what='select', batch=0))]
+    plan += [('train', dict(base, what='train', batch=b)) for b in batches]
+    plan += criteria(batches[0], ['epsd'])
+    if not args.skip_ranks:
+        plan += [('ranks', dict(base, what='score', criterion='epsd', batch=batches[0],
+                                world_size=world, mode='bounded',
+                                options=dict(meta_mode='bounded'))) for world in (1, 2)]
+    plan += criteria(batches[0], ['snip', 'prospr'])
+    for b in batches[1:]:
+        plan += criteria(b, ['epsd', 'snip', 'prospr'])
+    for steps in args.inner_steps_also:
+        plan += [score('epsd', batches[0], mode, inner_steps=steps) for mode in args.modes]
     return plan
 
 
@@ -268,7 +275,8 @@ def _row(section, spec, measured):
         return dict(world_size=spec['world_size'], batch=spec['batch'] * spec['world_size'],
                     threads=spec['threads'], seconds=measured['seconds'],
                     criterion=spec['criterion'], mode=spec['mode'],
-                    peak_bytes=measured['peak_bytes'])
+                    peak_bytes=measured['peak_bytes'],
+                    same_measurement_as_row=measured.get('same_measurement_as_row', False))
     row = dict(criterion=spec['criterion'], mode=spec['mode'], batch=spec['batch'], **measured)
     for key in ('micro_batch', 'inner_steps'):
         if key in spec.get('options', {}):
@@ -276,28 +284,41 @@ def _row(section, spec, measured):
     return row
 
 
+def _gb(value):
+    return '' if value is None else f'{value / 1e9:.2f}'
+
+
+def _ratio(a, b, digits=1):
+    return '' if a is None or not b else f'{a / b:.{digits}f}'
+
+
 def _table(result):
+    """The Markdown table of a result, ratios against the training iteration at that batch."""
     train = {r['batch']: r for r in result['train']}
     lines = ['| criterion | mode | batch | seconds | x train iter | peak GB above model | '
              'x train peak |', '| --- | --- | --- | --- | --- | --- | --- |']
     sel = result.get('selection')
     if sel:
-        lines.append(f"| selection (global top-k, any criterion) | | | {sel['seconds']:.1f} | | "
-                     f"{sel['peak_bytes'] / 1e9:.2f} | |")
+        lines.append(f"| selection (global top-k, any criterion) | | | "
+                     f"{_ratio(sel['seconds'], 1)} | | "
+                     f"{_gb(sel['peak_bytes'])} | |")
     for r in result['train']:
-        lines.append(f"| train iteration | | {r['batch']} | {r['seconds']:.1f} | 1.0 | "
-                     f"{r['peak_bytes'] / 1e9:.2f} | 1.0 |")
+        lines.append(f"| train iteration | | {r['batch']} | {_ratio(r['seconds'], 1)} | 1.0 | "
+                     f"{_gb(r['peak_bytes'])} | 1.00 |")
     for r in result['rows']:
-        t = train.get(r['batch'])
+        t = train.get(r['batch'], {})
         what = r['mode'] + (f", micro-batch {r['micro_batch']}" if 'micro_batch' in r else '') \
             + (f", {r['inner_steps']} inner steps" if 'inner_steps' in r else '')
-        ratio = (f"{r['seconds'] / t['seconds']:.1f} | " if t else '| ')
-        peak = (f"{r['peak_bytes'] / t['peak_bytes']:.2f}" if t else '')
-        lines.append(f"| {r['criterion']} | {what} | {r['batch']} | {r['seconds']:.1f} | "
-                     f"{ratio}{r['peak_bytes'] / 1e9:.2f} | {peak} |")
-    for r in result['ranks']:
-        lines.append(f"| ranks: {r['criterion']} ({r['mode']}), {r['world_size']} x "
-                     f"{r['threads']} thread | | {r['batch']} total | {r['seconds']:.1f} | | | |")
+        lines.append(f"| {r['criterion']} | {what} | {r['batch']} | {_ratio(r['seconds'], 1)} | "
+                     f"{_ratio(r['seconds'], t.get('seconds'))} | {_gb(r['peak_bytes'])} | "
+                     f"{_ratio(r['peak_bytes'], t.get('peak_bytes'), 2)} | "
+                     + (f"error: {r['error']}" if r.get('error') else ''))
+    ranks = result['ranks']
+    for r in ranks:
+        rel = _ratio(r['seconds'], ranks[0]['seconds'], 2)
+        lines.append(f"| {r['criterion']} ({r['mode']}) on {r['world_size']} rank(s), "
+                     f"{r['threads']} thread each | | {r['batch']} in all | "
+                     f"{_ratio(r['seconds'], 1)} | {rel} x 1 rank | | |")
     return '\n'.join(lines)
 
 
@@ -332,9 +353,18 @@ def main(argv=None):
                   command=' '.join(['python', 'tools/benchmark/scale.py'] + (argv or sys.argv[1:])),
                   load_before=_load(), selection=None, train=[], rows=[], ranks=[])
     from epsd_mm.utils.io import atomic_json_dump
+    done = {}
     for section, spec in _plan(args):
         started = time.time()
-        measured = _run_one(spec)
+        if _tag(spec) in done:  # one rank scoring B is the epsd bounded row at B
+            measured = dict(done[_tag(spec)], same_measurement_as_row=True)
+        else:
+            try:
+                measured = _run_one(spec)
+            except RuntimeError as e:  # recorded, and the run goes on (e.g. out of memory)
+                print(e, file=sys.stderr, flush=True)
+                measured = dict(seconds=None, peak_bytes=None, error=str(e).splitlines()[0])
+            done[_tag(spec)] = measured
         row = _row(section, spec, measured)
         row['load_during'] = _load()
         if section == 'selection':
@@ -343,9 +373,8 @@ def main(argv=None):
             result[section].append(row)
         result['load_after'] = _load()
         atomic_json_dump(result, args.out)
-        print(f'{_tag(spec)}: {measured["seconds"]:.1f}s, peak '
-              f'{measured["peak_bytes"] / 1e9:.2f} GB ({time.time() - started:.0f}s wall)',
-              flush=True)
+        print(f'{_tag(spec)}: {measured["seconds"]}s, peak {measured["peak_bytes"]} B '
+              f'({time.time() - started:.0f}s wall)', flush=True)
     print(_table(result))
     print(f'wrote {args.out}')
 
