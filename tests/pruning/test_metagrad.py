@@ -24,7 +24,7 @@ def _scores(kind, eval_mode=False, **crit):
     return cls(**crit).score(model, prunable_parameters(model), stream(kind), 0.9, 'global')
 
 
-def _assert_same(a, b, rtol=1e-4):
+def _assert_same(a, b, rtol=1e-5):
     """Equal up to float rounding, relative to each tensor's scale, and the same 90 % masks."""
     for n in a:
         scale = float(b[n].abs().max()) or 1.0
