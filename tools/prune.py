@@ -33,6 +33,12 @@ def parse_args(argv=None):
                         'when a layer would be emptied')
     parser.add_argument('--score-mode', choices=['train', 'eval'],
                         help='model mode while scoring (BatchNorm batch or running statistics)')
+    parser.add_argument('--score-batch-size', type=int,
+                        help='samples per scoring batch (default: the PruningHook\'s '
+                        'score_data.batch_size, else the train_dataloader\'s batch_size)')
+    parser.add_argument('--batches-per-step', type=int,
+                        help='loader batches per inner step, gradients accumulated (default: '
+                        "the PruningHook's score_data.num_batches_per_step, else 1)")
     parser.add_argument('--work-dir', help='output directory; default '
                         'work_dirs/<config>/prune_<method>')
     parser.add_argument('--seed', type=int, default=None, help='random seed (default: the '
@@ -70,6 +76,7 @@ def main(argv=None):
     from mmengine.runner.utils import set_random_seed
 
     from epsd_mm.pruning import compute_masks, format_table, write_reports
+    from epsd_mm.pruning.api import check_score_data, score_loader_cfg
     from epsd_mm.pruning.selection import check_min_kept
     from epsd_mm.registry import CRITERIA, build_checked
     from epsd_mm.utils.config_checks import check_data_paths, check_writable_dir
@@ -91,6 +98,12 @@ def main(argv=None):
     build_checked(CRITERIA, criterion, 'pruning criterion')  # a typo fails before any work
     check_data_paths(cfg, dataloaders=('train_dataloader', ))
     check_writable_dir(work_dir)
+    score_data = dict(hook.get('score_data') or {})
+    if args.score_batch_size is not None:
+        score_data['batch_size'] = args.score_batch_size
+    if args.batches_per_step is not None:
+        score_data['num_batches_per_step'] = args.batches_per_step
+    score_data = check_score_data(score_data)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     seed = args.seed if args.seed is not None else (cfg.get('randomness') or {}).get('seed')
     set_random_seed(0 if seed is None else seed)
@@ -101,14 +114,16 @@ def main(argv=None):
     model.init_weights()
     if torch.cuda.is_available():
         model = model.cuda()
-    loader_cfg = cfg.train_dataloader.copy()
+    loader_cfg = score_loader_cfg(score_data, cfg.get('train_dataloader') or {}) or \
+        cfg.train_dataloader.copy()
     loader_cfg['num_workers'] = min(int(loader_cfg.get('num_workers', 0)), 2)
     loader_cfg['persistent_workers'] = False
     loader = Runner.build_dataloader(loader_cfg, seed=seed)
 
     masks = compute_masks(model, loader, criterion, sparsity, scope=scope,
                           prunable=hook.get('prunable'), min_kept_per_layer=min_kept,
-                          score_mode=score_mode)
+                          score_mode=score_mode,
+                          batches_per_step=score_data['num_batches_per_step'])
     print(format_table(masks))
     json_path, png_path = write_reports(masks, work_dir)
     masks_path = osp.join(work_dir, 'masks.pth')

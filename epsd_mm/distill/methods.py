@@ -73,6 +73,16 @@ def split_views(inputs, data_samples):
     return list(inputs.split(n))
 
 
+def take_samples(inputs, data_samples, index):
+    """The sub-batch of the samples at ``index`` (a sequence of sample positions), every view
+    of them, in the layout of :func:`split_views` (view-major)."""
+    index = list(index)
+    rows = torch.as_tensor(index, dtype=torch.long, device=inputs.device)
+    views = split_views(inputs, data_samples)
+    return (torch.cat([v.index_select(0, rows) for v in views]),
+            [data_samples[i] for i in index])
+
+
 def gt_labels(data_samples, device=None):
     """The integer labels of ``data_samples`` as a ``(B,)`` long tensor on ``device``."""
     if not data_samples or 'gt_label' not in data_samples[0]:
@@ -165,6 +175,14 @@ class BaseSDMethod:
         """
         return split_views(inputs, data_samples)[0], data_samples
 
+    def split_batch(self, inputs, data_samples, size):
+        """The batch cut into micro-batches of at most ``size`` samples, in order, each in this
+        method's batch layout (both views of every sample), for the memory-bounded
+        meta-gradient (:mod:`epsd_mm.pruning.metagrad`)."""
+        n = len(data_samples)
+        return [take_samples(inputs, data_samples, range(a, min(n, a + size)))
+                for a in range(0, n, size)]
+
     # -- life cycle
     def prime(self, model, inputs, data_samples):
         """Record teacher signal at theta_init before a scoring episode's inner steps (no-op)."""
@@ -254,6 +272,15 @@ class CSKD(BaseSDMethod):
     def task_batch(self, inputs, data_samples):
         """The first half of the paired batch."""
         return self._halves(inputs, data_samples)[0]
+
+    def split_batch(self, inputs, data_samples, size):
+        """Micro-batches that keep every sample with its partner: at most ``size // 2`` pairs
+        each (at least one), laid out as B samples followed by their B partners."""
+        self._halves(inputs, data_samples)  # checks the pairing
+        h, pairs = len(data_samples) // 2, max(1, size // 2)
+        return [take_samples(inputs, data_samples,
+                             [*range(a, min(h, a + pairs)), *range(h + a, h + min(h, a + pairs))])
+                for a in range(0, h, pairs)]
 
     def sd_loss(self, model, inputs, data_samples):
         (x, samples), (x_pair, _) = self._halves(inputs, data_samples)

@@ -1,13 +1,13 @@
 """The Runner glue of pruning at initialization: create or restore masks, keep them, save them."""
 import os.path as osp
 
-from mmengine.dist import get_rank, master_only
+from mmengine.dist import get_rank, get_world_size, master_only
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..pruning.api import compute_masks
+from ..pruning.api import check_score_data, compute_masks, score_loader_cfg
 from ..pruning.masks import CHECKPOINT_KEY, MaskSet
 from ..pruning.report import format_table, write_reports
 from ..pruning.selection import check_min_kept, prunable_parameters
@@ -56,13 +56,24 @@ class PruningHook(Hook):
         out_dir (str, optional): where reports go; the Runner's ``work_dir`` when None.
             Defaults to None.
         show_progress (bool): progress bar while scoring. Defaults to True.
+        score_data (dict, optional): the scoring data, independent of training's:
+            ``batch_size`` (samples per scoring batch and rank, e.g. 256 while training takes
+            32 per GPU), ``num_batches_per_step`` (loader batches per inner step, gradients
+            accumulated), ``dataloader`` (a dataloader config used instead of
+            ``train_dataloader``; ``batch_size`` still overrides its own). Defaults to None:
+            the training dataloader itself, one batch per step.
+
+    Under DDP, criteria that can (``prospr``/``epsd`` with ``meta_mode='bounded'``) score on
+    every rank: each rank reads its share of every scoring batch (its sampler's shard) and the
+    gradients are summed over ranks, so the masks are identical by construction (still
+    verified). Other criteria score on rank 0 and broadcast.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self, criterion='epsd', sparsity=None, scope='global', prunable=None,
                  min_kept_per_layer=0, score_mode='train', mask_file=None, strict=True,
-                 out_dir=None, show_progress=True):
+                 out_dir=None, show_progress=True, score_data=None):
         if mask_file is None:
             sparsity = check_sparsity(sparsity)
         elif sparsity is not None:
@@ -83,6 +94,7 @@ class PruningHook(Hook):
         self.strict = strict
         self.out_dir = out_dir
         self.show_progress = show_progress
+        self.score_data = check_score_data(score_data)
         self.masks = None
         self.source = None
 
@@ -158,19 +170,30 @@ class PruningHook(Hook):
         if self.masks is None and self.mask_file is not None:
             self.masks, self.source = self._load_file(model, runner.logger), self.mask_file
         elif self.masks is None:
+            every_rank = get_world_size() > 1 and build_checked(
+                CRITERIA, self.criterion, 'pruning criterion').supports_distributed
             masks = None
-            if get_rank() == 0:
+            if every_rank or get_rank() == 0:
                 masks = compute_masks(
-                    model, runner.train_dataloader, self.criterion, self.sparsity,
+                    model, self._score_loader(runner), self.criterion, self.sparsity,
                     scope=self.scope, prunable=self.prunable,
                     min_kept_per_layer=self.min_kept_per_layer, score_mode=self.score_mode,
-                    show_progress=self.show_progress, logger=runner.logger)
-            self.masks = (masks or MaskSet({})).broadcast()
+                    show_progress=self.show_progress, logger=runner.logger,
+                    batches_per_step=self.score_data['num_batches_per_step'],
+                    distributed=every_rank)
+            self.masks = masks if every_rank else (masks or MaskSet({})).broadcast()
             self.source = 'computed'
         self.masks.verify_across_ranks()
         self.masks.apply_(model)
         self.masks.enforce(model, self._optimizers(runner))
         self._report(runner)
+
+    def _score_loader(self, runner):
+        """The training dataloader, or the one ``score_data`` asks for."""
+        cfg = score_loader_cfg(self.score_data, runner.cfg.get('train_dataloader') or {})
+        if cfg is None:
+            return runner.train_dataloader
+        return runner.build_dataloader(cfg, seed=runner.seed)
 
     @master_only
     def _report(self, runner):

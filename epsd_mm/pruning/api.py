@@ -1,6 +1,7 @@
 """Compute masks for a model: the one entry point shared by ``PruningHook`` and
 ``tools/prune.py``."""
 import contextlib
+import copy
 import time
 
 from mmengine.logging import MMLogger, print_log
@@ -56,6 +57,7 @@ class _Counting:
 
     def __init__(self, it, total, show):
         self.it, self.bar = it, None
+        self.sizes = []  # samples of every batch read
         if show and total > 0:
             from mmengine.utils import ProgressBar
             self.bar = ProgressBar(total)
@@ -65,12 +67,61 @@ class _Counting:
 
     def __next__(self):
         item = next(self.it)
+        self.sizes.append(len(item[1]) if item[1] is not None else len(item[0]))
         if self.bar is not None:
             self.bar.update()
         return item
 
+#: the keys of a ``score_data`` config (PruningHook, tools/prune.py)
+SCORE_DATA_KEYS = ('batch_size', 'num_batches_per_step', 'dataloader')
+
+
+def check_score_data(score_data):
+    """Validate a ``score_data`` config; return it as a dict with every key (None = default).
+
+    ``batch_size``: samples per scoring batch (per rank); ``num_batches_per_step``: loader
+    batches per inner step (or per SNIP/GraSP batch), gradients accumulated over them;
+    ``dataloader``: a dataloader config used instead of ``train_dataloader``.
+    """
+    score_data = dict(score_data or {})
+    unknown = sorted(set(score_data) - set(SCORE_DATA_KEYS))
+    if unknown:
+        raise UserError(f'unknown score_data keys {unknown}; valid: {", ".join(SCORE_DATA_KEYS)}')
+    for key in ('batch_size', 'num_batches_per_step'):
+        value = score_data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise UserError(f'score_data.{key} must be a positive integer, got {value!r}')
+    loader = score_data.get('dataloader')
+    if loader is not None and not (isinstance(loader, dict) and 'dataset' in loader):
+        raise UserError('score_data.dataloader must be a dataloader config with a dataset, like '
+                        'train_dataloader')
+    return {k: score_data.get(k) for k in SCORE_DATA_KEYS}
+
+
+def score_loader_cfg(score_data, train_loader_cfg):
+    """The dataloader config scoring reads, or None when it is the training loader itself.
+
+    Args:
+        score_data (dict): a :func:`check_score_data` config.
+        train_loader_cfg (dict): the config's ``train_dataloader``.
+    """
+    score_data = check_score_data(score_data)
+    if score_data['dataloader'] is None and score_data['batch_size'] is None:
+        return None
+    if score_data['dataloader'] is None and not train_loader_cfg:
+        raise UserError('score_data.batch_size rebuilds the train_dataloader with another batch '
+                        'size, but the config has no train_dataloader; give '
+                        'score_data.dataloader')
+    cfg = copy.deepcopy(dict(score_data['dataloader'] or train_loader_cfg))
+    if score_data['batch_size'] is not None:
+        cfg['batch_size'] = score_data['batch_size']
+    return cfg
+
+
 def compute_masks(model, data_loader, criterion, sparsity, scope='global', prunable=None,
-                  min_kept_per_layer=0, score_mode='train', show_progress=True, logger=None):
+                  min_kept_per_layer=0, score_mode='train', show_progress=True, logger=None,
+                  batches_per_step=None, distributed=False):
     """Score the prunable weights of ``model`` at initialization and select masks.
 
     Args:
@@ -86,6 +137,12 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
         score_mode (str): ``'train'`` or ``'eval'`` mode while scoring. Defaults to ``'train'``.
         show_progress (bool): show a progress bar over the batches read. Defaults to True.
         logger: mmengine logger; the current one when None.
+        batches_per_step (int, optional): loader batches per inner step (per batch for SNIP
+            and GraSP); the criterion's own setting when None. Defaults to None.
+        distributed (bool): every rank calls this with its own share of the data and the
+            criterion sums over ranks (masks identical by construction); only criteria that
+            ``supports_distributed`` (``prospr``/``epsd`` with ``meta_mode='bounded'``).
+            Defaults to False (one process scores).
 
     Returns:
         MaskSet: the masks. ``model`` itself is left exactly as it was.
@@ -97,21 +154,29 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
     # a floor that makes the target unreachable is answered before any scoring work
     min_kept_per_layer = check_min_kept(min_kept_per_layer)
     check_reachable([p.numel() for p in params.values()], sparsity, min_kept_per_layer, scope)
+    if batches_per_step is not None:
+        crit.batches_per_step = int(batches_per_step)
+    if distributed and not crit.supports_distributed:
+        raise UserError(f'criterion {crit.name!r} cannot score on every rank; use prospr or '
+                        "epsd with meta_mode='bounded'")
+    crit.distributed = bool(distributed)
     need = crit.batches_needed
     if need and data_loader is None:
         raise UserError(f'criterion {crit.name!r} needs training data, but no data loader '
                         'was given')
-    batches = _Counting(iterate_batches(model, data_loader), need, show_progress) if need \
-        else iter(())
+    batches = _Counting(iterate_batches(model, data_loader) if need else iter(()), need,
+                        show_progress)
     print_log(f'pruning: scoring {sum(p.numel() for p in params.values())} weights in '
-              f'{len(params)} tensors with {crit.name!r} ({need} batches), target sparsity '
-              f'{sparsity}, scope {scope}', logger=logger)
+              f'{len(params)} tensors with {crit.name!r} ({need} batches'
+              f'{", on every rank" if distributed else ""}), target sparsity {sparsity}, '
+              f'scope {scope}', logger=logger)
     start = time.perf_counter()
     with preserved_state(model, score_mode):
         scores = crit.score(model, params, batches, sparsity, scope)
     masks, info = select_masks(scores, sparsity, scope, min_kept_per_layer)
     result = MaskSet(masks, method=crit.name, target_sparsity=sparsity,
                      extra=dict(scope=scope, rescued=info['rescued'],
+                                distributed=bool(distributed), batch_sizes=batches.sizes,
                                 seconds=time.perf_counter() - start))
     if info['rescued']:
         print_log(f'pruning: kept {min_kept_per_layer} weights in layers the target would have '
@@ -123,4 +188,5 @@ def criterion_names():
     CRITERIA.import_from_location()
     return sorted(CRITERIA.module_dict)
 
-__all__ = ['compute_masks', 'preserved_state', 'iterate_batches', 'criterion_names']
+__all__ = ['compute_masks', 'preserved_state', 'iterate_batches', 'criterion_names',
+           'check_score_data', 'score_loader_cfg', 'SCORE_DATA_KEYS']

@@ -11,6 +11,8 @@ self-distillation switched off, the SD loss is the model's own ``loss``. No crit
 re-implements an SD method.
 """
 import contextlib
+import functools
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,8 @@ from torch.func import functional_call
 
 from ..registry import CRITERIA
 from ..utils.errors import UserError
+from .metagrad import MODES, meta_gradients
+from .metagrad import check_finite as _check_finite
 from .selection import select_masks
 
 
@@ -74,34 +78,40 @@ def logits_and_labels(model, inputs, data_samples):
     return logits, labels
 
 
-def _check_finite(value, what):
-    if not torch.isfinite(value).all():
-        raise UserError(f'{what} is {value.item() if value.numel() == 1 else "not finite"}; '
-                        'scoring diverged (lower inner_lr or the number of inner steps, or '
-                        'check the data)')
-    return value
-
-
 # ---------------------------------------------------------------------- criteria
 class BaseCriterion:
     """Base of the criteria.
 
     Args:
         num_batches (int): mini-batches of training data the criterion reads. Defaults to 1.
+        batches_per_step (int): loader batches that make one of those mini-batches (or one
+            inner step's batch), gradients summed over them; the hook's
+            ``score_data.num_batches_per_step`` sets it. Defaults to 1.
     """
     #: registry name; also written into masks and reports
     name = ''
     #: whether the criterion reads training data
     needs_data = True
 
-    def __init__(self, num_batches=1):
+    def __init__(self, num_batches=1, batches_per_step=1):
         if int(num_batches) < 1:
             raise UserError(f'num_batches must be >= 1, got {num_batches}')
+        if int(batches_per_step) < 1:
+            raise UserError(f'batches_per_step must be >= 1, got {batches_per_step}')
         self.num_batches = int(num_batches)
+        self.batches_per_step = int(batches_per_step)
+        #: set by :func:`~epsd_mm.pruning.api.compute_masks`: every rank scores its share and
+        #: the criterion sums over ranks (only where :attr:`supports_distributed`)
+        self.distributed = False
 
     @property
     def batches_needed(self):
-        return self.num_batches if self.needs_data else 0
+        return self.num_batches * self.batches_per_step if self.needs_data else 0
+
+    @property
+    def supports_distributed(self):
+        """Whether the criterion can score on every rank under DDP (see ``distributed``)."""
+        return False
 
     def score(self, model, params, batches, sparsity, scope):
         raise NotImplementedError
@@ -149,7 +159,7 @@ class SNIP(BaseCriterion):
     def score(self, model, params, batches, sparsity, scope):
         weights = list(params.values())
         grads = [torch.zeros_like(w) for w in weights]
-        for step in range(self.num_batches):
+        for step in range(self.batches_needed):
             inputs, data_samples = next(batches)
             loss = _check_finite(model_loss(model, inputs, data_samples),
                                  f'snip loss on batch {step + 1}')
@@ -182,7 +192,7 @@ class GraSP(BaseCriterion):
 
     def score(self, model, params, batches, sparsity, scope):
         weights = list(params.values())
-        data = [next(batches) for _ in range(self.num_batches)]
+        data = [next(batches) for _ in range(self.batches_needed)]
         g = [torch.zeros_like(w) for w in weights]
         for batch in data:
             grads = torch.autograd.grad(self._loss(model, batch), weights, allow_unused=True)
@@ -266,65 +276,97 @@ class ProsPr(BaseCriterion):
 
     Masks ``m = 1`` multiply the prunable weights, ``theta_0 = theta_init * m``; ``inner_steps``
     plain SGD steps (``theta_{k+1} = theta_k - inner_lr * dL/dtheta_k``, on every trainable
-    parameter, BatchNorm's affine ones included) are taken on fresh batches while autograd keeps
-    the graph; the score is ``|dL(theta_M)/dm|`` on the next batch. With ``inner_steps=0`` this
-    is SNIP on one batch.
+    parameter, BatchNorm's affine ones included) are taken on fresh batches; the score is
+    ``|dL(theta_M)/dm|`` on the next batch. With ``inner_steps=0`` this is SNIP on one batch.
+    The meta-gradient is computed by :func:`epsd_mm.pruning.metagrad.meta_gradients` (its
+    docstring has the math, the memory bound, micro-batches, the SD state and the ranks).
+
+    Each step reads ``batches_per_step`` loader batches (``score_data.num_batches_per_step``
+    of the hook), its loss the mean over all of them.
 
     Args:
         inner_steps (int): M, the number of inner SGD steps. Defaults to 3.
         inner_lr (float): their learning rate. Defaults to 0.1.
         first_order (bool): drop second-order terms (the inner gradients are treated as
             constants), much cheaper in memory. Defaults to False (full meta-gradient).
+        meta_mode (str): ``'bounded'``: keep only the parameter trajectory and recompute each
+            step's graph backwards (peak memory about one training iteration's, whatever M);
+            ``'unrolled'``: the reference, autograd through all steps at once (memory grows with
+            M). The same scores up to float rounding. Only ``'bounded'`` scores on every rank
+            under DDP. Defaults to ``'bounded'``.
+        micro_batch (int, optional): cut every batch into micro-batches of at most this many
+            samples, gradients accumulated (BatchNorm in train mode then normalizes per
+            micro-batch, as DDP without SyncBN does). None keeps batches whole.
+            Defaults to None.
     """
     name = 'prospr'
     #: whether the inner and outer losses are the model's self-distillation loss
     use_sd = False
 
-    def __init__(self, inner_steps=3, inner_lr=0.1, first_order=False, **kwargs):
+    def __init__(self, inner_steps=3, inner_lr=0.1, first_order=False, meta_mode='bounded',
+                 micro_batch=None, **kwargs):
         kwargs.setdefault('num_batches', 1)
         super().__init__(**kwargs)
         if int(inner_steps) < 0:
             raise UserError(f'inner_steps must be >= 0, got {inner_steps}')
+        if meta_mode not in MODES:
+            raise UserError(f"meta_mode must be 'unrolled' or 'bounded', got {meta_mode!r}")
+        if micro_batch is not None and int(micro_batch) < 1:
+            raise UserError(f'micro_batch must be a positive number of samples or None, got '
+                            f'{micro_batch!r}')
         self.inner_steps = int(inner_steps)
         self.inner_lr = float(inner_lr)
         self.first_order = bool(first_order)
+        self.meta_mode = meta_mode
+        self.micro_batch = None if micro_batch is None else int(micro_batch)
 
     @property
     def batches_needed(self):
-        return self.inner_steps + 1
+        return (self.inner_steps + 1) * self.batches_per_step
+
+    @property
+    def supports_distributed(self):
+        return self.meta_mode == 'bounded'
+
+    # the two losses, overridable by variants (a per-step loss, several outer losses)
+    def inner_loss(self, model, step, params, inputs, data_samples):
+        """The loss of inner step ``step`` (0-based) on a batch at ``params``."""
+        return model_loss(model, inputs, data_samples, sd=self.use_sd, params=params)
+
+    def outer_loss(self, model, params, inputs, data_samples):
+        """The scoring loss(es) at theta_M: a scalar or a dict of scalars."""
+        return model_loss(model, inputs, data_samples, sd=self.use_sd, params=params)
+
+    def combine(self, meta_grads):
+        """Scores from the meta-gradient(s) of :meth:`outer_loss`: ``|dL/dm|``."""
+        (grads, ) = meta_grads.values()
+        return {n: g.abs() for n, g in grads.items()}
 
     def score(self, model, params, batches, sparsity, scope):
         _sd_switch(model, self.use_sd)  # fails early, with advice, on a model without SD
-        data = [next(batches) for _ in range(self.inner_steps + 1)]
-        masks = {n: torch.ones_like(p, requires_grad=True) for n, p in params.items()}
+        per = self.batches_per_step
+        steps = [[next(batches) for _ in range(per)] for _ in range(self.inner_steps + 1)]
+        sd = getattr(model, 'sd', None)
         with _scoring_episode(model):
             if self.use_sd:
                 with torch.no_grad():
-                    for batch in data:
-                        model.sd.prime(model, *batch)
-            theta = {}
-            for n, p in model.named_parameters():
-                if not p.requires_grad:
-                    continue
-                if n in masks:
-                    theta[n] = p.detach() * masks[n]
-                else:
-                    theta[n] = p.detach().clone().requires_grad_(True)
-            for step in range(self.inner_steps):
-                loss = model_loss(model, *data[step], sd=self.use_sd, params=theta)
-                _check_finite(loss.detach(),
-                              f'{self.name} loss at inner step {step + 1}/{self.inner_steps}')
-                grads = torch.autograd.grad(loss, list(theta.values()),
-                                            create_graph=not self.first_order,
-                                            allow_unused=True)
-                theta = {n: t if g is None else t - self.inner_lr * g
-                         for (n, t), g in zip(theta.items(), grads)}
-            loss = model_loss(model, *data[-1], sd=self.use_sd, params=theta)
-            _check_finite(loss.detach(), f'{self.name} loss at the scoring step '
-                                         f'(after {self.inner_steps} inner steps)')
-            grads = torch.autograd.grad(loss, list(masks.values()), allow_unused=True)
-        return {n: (torch.zeros_like(p) if g is None else g.detach().abs())
-                for (n, p), g in zip(params.items(), grads)}
+                    for chunk in itertools.chain(*steps):
+                        model.sd.prime(model, *chunk)
+            grads = meta_gradients(
+                model, params, steps[:-1], steps[-1],
+                inner_loss=functools.partial(self.inner_loss, model),
+                outer_loss=functools.partial(self.outer_loss, model),
+                inner_lr=self.inner_lr, first_order=self.first_order, mode=self.meta_mode,
+                micro_batch=self.micro_batch,
+                split=getattr(sd, 'split_batch', None),
+                state=None if sd is None else (sd._get_state, sd._set_state),
+                all_reduce=_sum_over_ranks if self.distributed else None, name=self.name)
+        return self.combine(grads)
+
+
+def _sum_over_ranks(tensor):
+    from mmengine import dist
+    dist.all_reduce(tensor, op='sum')
 
 
 @CRITERIA.register_module(name='epsd')

@@ -3,6 +3,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from epsd_mm.pruning import MaskSet
@@ -81,3 +82,35 @@ def test_hook_rejects_bad_sparsity(sparsity):
     from epsd_mm.hooks import PruningHook
     with pytest.raises(UserError, match='sparsity'):
         PruningHook(criterion='snip', sparsity=sparsity)
+
+
+def test_scoring_reads_its_own_batch_size_while_training_reads_another(data_root, tmp_path):
+    """score_data: 2-sample scoring batches, 2 per inner step; training keeps its 4."""
+    hook = dict(type='PruningHook', criterion=dict(type='prospr', inner_steps=1),
+                sparsity=0.8, min_kept_per_layer=4,
+                score_data=dict(batch_size=2, num_batches_per_step=2))
+    sizes = []
+
+    class Record(Hook):
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            sizes.append(len(data_batch['data_samples']))
+
+    runner = Runner.from_cfg(Config(runner_cfg(data_root, str(tmp_path / 'own'), hook)))
+    runner.register_hook(Record())
+    runner.train()
+    masks = _hook(runner).masks
+    # (1 inner step + the scoring step) x 2 batches of 2 samples
+    assert masks.extra['batch_sizes'] == [2, 2, 2, 2]
+    assert sizes == [4, 4, 4, 4, 4, 4]  # 24 training images, batch 4
+    assert abs(masks.sparsity - 0.8) < 2e-3
+
+
+@pytest.mark.parametrize('score_data, message', [
+    (dict(batch_size=0), 'score_data.batch_size must be a positive integer'),
+    (dict(batches=2), r"unknown score_data keys \['batches'\]"),
+    (dict(dataloader=dict(batch_size=2)), 'score_data.dataloader must be a dataloader config'),
+])
+def test_hook_rejects_bad_score_data(score_data, message):
+    from epsd_mm.hooks import PruningHook
+    with pytest.raises(UserError, match=message):
+        PruningHook(criterion='snip', sparsity=0.5, score_data=score_data)

@@ -43,6 +43,37 @@ def batches(start=0):
         k += 1
 
 
+SDS = {'dlb': dict(type='DLB', tau=3.0), 'cskd': dict(type='CSKD', tau=4.0),
+       'pskd': dict(type='PSKD', alpha_T=0.8)}
+
+
+def sd_batch(kind, seed, n=6, size=8):
+    """A preprocessed batch in the layout of an SD method: ``n`` samples (CS-KD: n/2 pairs),
+    two views for DLB, ``sample_idx`` for PS-KD."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == 'cskd':
+        half = torch.arange(n // 2) % NUM_CLASSES
+        labels = torch.cat([half, half])
+    else:
+        labels = (torch.arange(n) + seed) % NUM_CLASSES
+    views = 2 if kind == 'dlb' else 1
+    inputs = torch.randn(views * n, 3, size, size, generator=g)
+    samples = []
+    for i, y in enumerate(labels):
+        ds = DataSample().set_gt_label(int(y))
+        ds.set_metainfo(dict(sample_idx=seed * n + i))
+        samples.append(ds)
+    return inputs, samples
+
+
+def stream(kind, n=6):
+    """Endless deterministic :func:`sd_batch` iterator."""
+    k = 0
+    while True:
+        yield sd_batch(kind, k, n)
+        k += 1
+
+
 def write_class_folders(root, num_classes=NUM_CLASSES, per_class=8, size=16, seed=0):
     """A tiny class-folder image set (mmpretrain ``CustomDataset`` layout) of coloured noise
     whose mean colour depends on the class."""

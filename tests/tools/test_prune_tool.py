@@ -77,3 +77,20 @@ def test_bad_input_is_one_clear_line_and_no_masks(demo_data, tmp_path, args, mes
     assert proc.stderr.strip().splitlines()[-1].startswith('error: ')
     assert message in proc.stderr
     assert not osp.exists(out / 'masks.pth')
+
+
+def test_imagenet_epsd_config_prunes_with_its_own_small_scoring_batch(tiny_formats, tmp_path):
+    """The ResNet-50 ImageNet EPSD (DLB) config on a tiny ImageNet-format copy at 32 px, scored
+    with 2 samples per inner step (the recipe trains with 32): masks at the target."""
+    config = osp.join(ROOT, 'configs', 'classification', 'imagenet', 'epsd_dlb_r50_imagenet.py')
+    augment = 'train_dataloader.dataset.pipeline.1.transforms.0.0.scale=32'
+    # at 32 px layer4 sees 1x1 maps and EPSD's global ranking would empty some of its layers
+    prune.main([config, '--work-dir', str(tmp_path), '--score-batch-size', '2', '--min-kept', '4',
+                '--cfg-options', f'train_dataloader.dataset.data_root={tiny_formats["imagenet"]}',
+                'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                augment])
+    masks = MaskSet.load(str(tmp_path / 'masks.pth'))
+    assert masks.method == 'epsd' and abs(masks.sparsity - 0.8) <= 0.002
+    assert masks.extra['batch_sizes'] == [2, 2, 2, 2]  # 3 inner steps + the scoring step
+    assert 'backbone.layer4.2.conv3.weight' in masks.names()
+    assert osp.isfile(tmp_path / 'sparsity.json') and osp.isfile(tmp_path / 'sparsity.png')
