@@ -592,3 +592,20 @@ class EPSD(ProsPr):
             parts[key] = [x / total for x in g]
         b = self.sd_balance
         return {n: (1 - b) * c + b * s for n, c, s in zip(params, parts['ce'], parts['sd'])}
+
+
+@CRITERIA.register_module(name='epsd_plus')
+class EPSDPlus(EPSD):
+    """EPSD with the option chosen on the Fashion-MNIST validation split (README, "EPSD
+    options"): the faithful EPSD meta-gradient, ranked inside each layer under an ERK layer
+    budget.
+
+    Settings: :class:`EPSD`'s defaults (``inner_steps=3``, ``inner_lr=0.1``, full meta-gradient,
+    fresh batches, plain SGD, ``sd_balance=None``, ``sd_schedule='constant'``, ``rounds=1``)
+    with ``layer_budget='erk'``. Every argument of :class:`EPSD` can still be set; only the
+    default of ``layer_budget`` differs.
+    """
+    name = 'epsd_plus'
+
+    def __init__(self, layer_budget='erk', **kwargs):
+        super().__init__(layer_budget=layer_budget, **kwargs)

@@ -88,8 +88,8 @@ def test_first_order_is_an_approximation_of_the_full_meta_gradient():
 
 
 def test_unknown_criterion_lists_valid_names():
-    with pytest.raises(UserError, match='unknown pruning criterion .*valid names: epsd, grasp, '
-                       'magnitude, prospr, random, snip, synflow'):
+    with pytest.raises(UserError, match='unknown pruning criterion .*valid names: epsd, '
+                       'epsd_plus, grasp, magnitude, prospr, random, snip, synflow'):
         compute_masks(tiny_classifier(), None, 'snipp', 0.9)
 
 
@@ -239,3 +239,16 @@ def test_pskd_scoring_alpha_of_one_is_rejected():
 def test_bad_epsd_options_are_one_clear_error(bad, match):
     with pytest.raises(UserError, match=match):
         EPSD(**bad)
+
+
+def test_epsd_plus_is_epsd_with_its_documented_settings():
+    from epsd_mm.registry import CRITERIA
+    plus = CRITERIA.build(dict(type='epsd_plus'))
+    assert isinstance(plus, EPSD) and plus.name == 'epsd_plus'
+    same = EPSD(layer_budget='erk')
+    assert {k: v for k, v in vars(plus).items()} == {k: v for k, v in vars(same).items()}
+    model = tiny_classifier(sd=dict(type='CSKD', loss_weight=1.0))
+    a = _score(plus, model)
+    b = _score(same, model)
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
