@@ -90,18 +90,38 @@ class RunSpec:
         return f'{what} + {sd}, seed {self.seed}'
 
 
-def plan_sweep(grid, seeds, epochs, dense=True):
+#: what ``order='targets'`` runs first: the configurations the issue's targets compare
+TARGET_METHODS = ('dense', 'snip', 'prospr', 'epsd')
+TARGET_SPARSITIES = (0.0, 0.98, 0.99)
+
+
+def _tier(spec, first_sd):
+    """0: dense and the first SD method's snip/prospr/epsd at 0.98 and 0.99; 1: the same for
+    the other SD methods; 2: everything else."""
+    if spec.method.split(':')[0] not in TARGET_METHODS or \
+            not any(abs(spec.sparsity - s) < 1e-9 for s in TARGET_SPARSITIES):
+        return 2
+    return 0 if spec.sd in ('none', first_sd) else 1
+
+
+def plan_sweep(grid, seeds, epochs, dense=True, order='seed'):
     """The accuracy runs: per seed, dense without SD and dense with each SD method of ``grid``
     (unless ``dense=False``), then every (SD method, sparsity, method) of ``grid``.
 
     Args:
         grid (list[tuple[str, list[str], list[float]]]): ``(sd, methods, sparsities)`` per SD
             method.
-        seeds (list[int]): the seeds; the plan is seed-major, so a sweep cut short holds every
-            configuration for its first seeds.
+        seeds (list[int]): the seeds.
         epochs (int): training epochs.
         dense (bool): include the dense runs. Defaults to True.
+        order (str): ``'seed'``: seed-major, so a sweep cut short holds every configuration
+            for its first seeds; ``'targets'``: the configurations the targets compare first
+            (dense and snip/prospr/epsd at 0.98 and 0.99, the first SD method before the
+            others), each tier seed-major, so a sweep cut short holds those for every seed.
+            Defaults to ``'seed'``.
     """
+    if order not in ('seed', 'targets'):
+        raise UserError(f"order must be 'seed' or 'targets', got {order!r}")
     specs = []
     for seed in seeds:
         if dense:
@@ -111,6 +131,10 @@ def plan_sweep(grid, seeds, epochs, dense=True):
             for sparsity in sparsities:
                 for method in methods:
                     specs.append(RunSpec(method, sd, float(sparsity), seed, epochs))
+    if order == 'targets':
+        first = grid[0][0]
+        specs = [s for _, s in sorted(enumerate(specs),
+                                      key=lambda x: (_tier(x[1], first), x[0]))]
     return [RunSpec(**dict(asdict(s), index=i)) for i, s in enumerate(specs)]
 
 
@@ -441,7 +465,7 @@ def _grid_of(runs, grid):
 
 def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=3,
                   cost_iters=0, warmup=5, ab_block=4, keep_work_dirs=False, resume=False,
-                  dense=True, cost=True, command=''):
+                  dense=True, cost=True, order='seed', command=''):
     """Prepare the data, run the accuracy sweep and the cost phase, write the outputs.
 
     Args:
@@ -467,6 +491,8 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
             of other seeds than ``seeds`` are left out). Defaults to False.
         dense (bool): include the dense runs in the accuracy sweep. Defaults to True.
         cost (bool): run the cost phase. Defaults to True.
+        order (str): the order of the accuracy runs (:func:`plan_sweep`). Defaults to
+            ``'seed'``.
         command (str): the command line, recorded in the outputs.
 
     Returns:
@@ -508,7 +534,7 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
                           if r['key'] not in planned and r['method'] not in seen
                           and r['sd'] == cost_sd]
     cost_seconds = time.perf_counter() - cost_start
-    sweep = plan_sweep(grid, seeds, setting.epochs, dense=dense)
+    sweep = plan_sweep(grid, seeds, setting.epochs, dense=dense, order=order)
     n_pruned = sum(len(m) * len(s) for _, m, s in grid)
     print_log(f'benchmark ({setting.data}, evaluated on {setting.eval_split}): {len(sweep)} '
               f'accuracy runs ({n_pruned} pruned configurations over '

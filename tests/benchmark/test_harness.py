@@ -125,6 +125,17 @@ def test_plans_cover_every_configuration_once():
     # an accuracy run is named by what it is, not by its position in the plan
     assert specs[5].key == 'sweep-prospr-dlb-s0p9-seed0'
     assert len({s.key for s in specs}) == len(specs)
+    # targets first: dense and DLB's snip/prospr/epsd at 0.98 and 0.99 for every seed, then
+    # CS-KD's and PS-KD's, then the rest; the same runs
+    first = plan_sweep(grid, [0, 1, 2], epochs=2, order='targets')
+    assert sorted(s.key for s in first) == sorted(s.key for s in specs)
+    head = [(s.method, s.sd, s.sparsity, s.seed) for s in first[:7]]
+    assert head == [('dense', 'none', 0.0, 0), ('dense', 'dlb', 0.0, 0), ('snip', 'dlb', 0.98, 0),
+                    ('prospr', 'dlb', 0.98, 0), ('epsd', 'dlb', 0.98, 0),
+                    ('snip', 'dlb', 0.99, 0), ('prospr', 'dlb', 0.99, 0)]
+    assert [s.seed for s in first[:24]] == [0] * 8 + [1] * 8 + [2] * 8
+    assert (first[24].method, first[24].sd) == ('dense', 'cskd')
+    assert first[-1].sparsity in (0.9, 0.995)
     cost = plan_cost(['random', 'snip', 'grasp'], 0.99, 'dlb', epochs=1)
     assert [s.method for s in cost] == ['dense', 'random', 'snip', 'dense', 'grasp', 'dense']
     assert len({s.key for s in cost}) == len(cost)

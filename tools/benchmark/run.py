@@ -117,6 +117,11 @@ def parse_args(argv=None):
                         'only the rest, and report every finished run of the same setting '
                         'found there: an invocation with other --methods adds their rows to '
                         'the same results.json')
+    parser.add_argument('--order', default='seed', choices=['seed', 'targets'],
+                        help='order of the accuracy runs: seed-major (default; a sweep cut '
+                        'short has every configuration for its first seeds) or targets first '
+                        '(dense and snip/prospr/epsd at 0.98 and 0.99, DLB before CS-KD and '
+                        'PS-KD, each seed-major; a sweep cut short has those for every seed)')
     parser.add_argument('--keep-work-dirs', action='store_true',
                         help="keep each run's Runner work_dir (masks.pth, sparsity reports)")
     return parser.parse_args(argv)
@@ -224,7 +229,8 @@ def main(argv=None):
             seeds=list(range(args.seeds)), setting=bench_setting(args), jobs=args.jobs,
             cost_epochs=args.cost_epochs, cost_iters=args.cost_iters,
             keep_work_dirs=args.keep_work_dirs, resume=args.resume,
-            dense=not args.skip_dense, cost=not args.no_cost, command=command)
+            dense=not args.skip_dense, cost=not args.no_cost, order=args.order,
+            command=command)
     except KeyboardInterrupt:
         print(f'interrupted; the finished runs are in {osp.join(args.out, "runs")}: run again '
               'with --resume to reuse them', file=sys.stderr)
