@@ -143,37 +143,88 @@ def summarize_cost(cost_runs, methods, epsd_inner_steps):
     return cost
 
 
+def grid_of(doc):
+    """``[{sd, methods, sparsities}, ...]``: one entry per SD method of the sweep (documents
+    written before several SD methods per sweep hold only ``sd``, ``methods``, ``sparsities``)."""
+    if doc.get('grid'):
+        return doc['grid']
+    return [dict(sd=doc['sd'], methods=doc['methods'], sparsities=doc['sparsities'])]
+
+
+def _candidates(methods):
+    """The criteria compared against SNIP and ProsPr: ``epsd`` and its variants (any name or
+    method spec starting with ``epsd``), in table order."""
+    return [m for m in methods if m.split(':')[0].startswith('epsd')]
+
+
+#: dense + DLB must reach this top-1 on Fashion-MNIST (the issue's calibration target)
+DENSE_TARGET = {'fashion': 88.0}
+#: the whole sweep on two idle cores, in minutes
+SWEEP_MINUTES = 60.0
+
+
 def evaluate_targets(doc):
-    """The issue's targets, each PASS, MISS or NOT RUN, with the measured value."""
-    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
-    methods = doc['methods']
+    """The issue's targets, each PASS, MISS or NOT RUN, with the measured value: per SD method,
+    EPSD against SNIP at 0.98 and 0.99 and against ProsPr at every sparsity; the dense + DLB
+    accuracy (Fashion-MNIST); the sweep's time; the masking overhead; EPSD's scoring cost."""
+    runs = doc['runs']
     out = []
-    for s in (0.98, 0.99):
-        name = f'EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity {s:g} (mean over seeds)'
-        if s not in sparsities or 'epsd' not in methods or 'snip' not in methods:
-            out.append(dict(name=name, status='NOT RUN', value=None, threshold=1.0, detail=''))
-            continue
-        me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
-        ms, ss = mean_std(top1_by(runs, 'snip', sd, s).values())
-        d = paired_difference(runs, 'epsd', 'snip', sd, s)
-        out.append(dict(name=name, status='PASS' if me - ms >= 1.0 else 'MISS',
-                        value=me - ms, threshold=1.0,
-                        detail=f'EPSD {me:.2f} ± {se:.2f}, SNIP {ms:.2f} ± {ss:.2f}; paired '
-                        f'per-seed difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead in '
-                        f'{d["wins"]}/{len(d["seeds"])} seeds'))
-    for s in sparsities:
-        name = f'EPSD+SD vs ProsPr+SD at sparsity {s:g} (claim: EPSD higher)'
-        if 'epsd' not in methods or 'prospr' not in methods:
-            out.append(dict(name=name, status='NOT RUN', value=None, threshold=0.0, detail=''))
-            continue
-        me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
-        mp, sp = mean_std(top1_by(runs, 'prospr', sd, s).values())
-        d = paired_difference(runs, 'epsd', 'prospr', sd, s)
-        out.append(dict(name=name, status='PASS' if me - mp > 0 else 'MISS', value=me - mp,
-                        threshold=0.0,
-                        detail=f'EPSD {me:.2f} ± {se:.2f}, ProsPr {mp:.2f} ± {sp:.2f}; paired '
-                        f'difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead in '
-                        f'{d["wins"]}/{len(d["seeds"])} seeds'))
+    for g in grid_of(doc):
+        sd, sparsities, methods = g['sd'], g['sparsities'], g['methods']
+        tag = f'{sd.upper()}: '
+        for s in (0.98, 0.99):
+            name = (f'{tag}EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity {s:g} (mean over '
+                    'seeds)')
+            if s not in sparsities or 'epsd' not in methods or 'snip' not in methods:
+                out.append(dict(name=name, status='NOT RUN', value=None, threshold=1.0,
+                                detail=''))
+                continue
+            me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
+            ms, ss = mean_std(top1_by(runs, 'snip', sd, s).values())
+            d = paired_difference(runs, 'epsd', 'snip', sd, s)
+            out.append(dict(name=name, status='PASS' if me - ms >= 1.0 else 'MISS',
+                            value=me - ms, threshold=1.0,
+                            detail=f'EPSD {me:.2f} ± {se:.2f}, SNIP {ms:.2f} ± {ss:.2f}; '
+                            f'paired per-seed difference {d["mean"]:+.2f} ± {d["std"]:.2f}, '
+                            f'EPSD ahead in {d["wins"]}/{len(d["seeds"])} seeds'))
+        for s in sparsities:
+            name = f'{tag}EPSD+SD vs ProsPr+SD at sparsity {s:g} (claim: EPSD higher)'
+            if 'epsd' not in methods or 'prospr' not in methods:
+                out.append(dict(name=name, status='NOT RUN', value=None, threshold=0.0,
+                                detail=''))
+                continue
+            me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
+            mp, sp = mean_std(top1_by(runs, 'prospr', sd, s).values())
+            d = paired_difference(runs, 'epsd', 'prospr', sd, s)
+            noise = _seed_noise(d)
+            out.append(dict(name=name, status='PASS' if me - mp > 0 else 'MISS',
+                            value=me - mp, threshold=0.0,
+                            detail=f'EPSD {me:.2f} ± {se:.2f}, ProsPr {mp:.2f} ± {sp:.2f}; '
+                            f'paired difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead '
+                            f'in {d["wins"]}/{len(d["seeds"])} seeds; {noise}'))
+    threshold = DENSE_TARGET.get(doc.get('data'))
+    if threshold is not None and doc.get('eval_split', 'test') == 'test':
+        m, sdev = mean_std(top1_by(runs, 'dense', 'dlb', 0.0).values())
+        out.append(dict(name=f'dense + DLB >= {threshold:g} % top-1',
+                        status='NOT RUN' if m is None else
+                        ('PASS' if m >= threshold else 'MISS'),
+                        value=m, threshold=threshold,
+                        detail='' if m is None else f'{m:.2f} ± {sdev:.2f} over '
+                        f'{len(top1_by(runs, "dense", "dlb", 0.0))} seeds'))
+    timing = doc.get('timing') or {}
+    if timing.get('idle_estimate_seconds') is not None and not timing.get('reused_runs'):
+        idle = timing['idle_estimate_seconds'] / 60.0
+        out.append(dict(
+            name=f'the whole sweep within {SWEEP_MINUTES:g} minutes on 2 cores',
+            status='PASS' if idle <= SWEEP_MINUTES else 'MISS', value=idle,
+            threshold=SWEEP_MINUTES,
+            detail=f'{idle:.1f} min on {timing["jobs"]} otherwise idle cores (CPU time of '
+            f'the runs spread over the cores); measured wall time '
+            f'{timing["wall_seconds"] / 60:.1f} min on the shared machine (load average '
+            f'{timing.get("load_average_start")} at the start, '
+            f'{timing.get("load_average_end")} at the end)'))
+    if doc.get('cost') is None:
+        return out
     cost = doc['cost']
     ab = cost.get('masking_ab') or {}
     ov, direct = ab.get('overhead'), ab.get('overhead_direct')
@@ -208,6 +259,17 @@ def evaluate_targets(doc):
     return out
 
 
+def _seed_noise(d):
+    """Whether a paired difference stands out of the seed noise: its mean against twice its
+    standard error over seeds (``2 * std / sqrt(n)``)."""
+    n = len(d['seeds'])
+    if n < 2 or d['mean'] is None:
+        return 'one seed: no noise estimate'
+    se = d['std'] / math.sqrt(n)
+    verdict = 'beyond' if abs(d['mean']) > 2 * se else 'within'
+    return f'{verdict} seed noise (|mean| vs 2 x standard error {2 * se:.2f})'
+
+
 def _pct(v):
     return '–' if v is None else f'{v * 100:+.2f} %'
 
@@ -231,11 +293,16 @@ def _row_name(method, sd):
     return f'{method} + {sd.upper()}'
 
 
-def accuracy_table(doc):
-    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
+def accuracy_table(doc, sd=None):
+    """The table the paper prints for one SD method (default: the first): rows criteria,
+    columns sparsities, mean ± std over seeds; dense rows without and with that SD; then the
+    paired per-seed differences of EPSD (and of each EPSD variant) against SNIP and ProsPr."""
+    runs = doc['runs']
+    g = next(g for g in grid_of(doc) if sd is None or g['sd'] == sd)
+    sd, sparsities, methods = g['sd'], g['sparsities'], g['methods']
     head = ['method', 'dense (0)'] + [f'{s:g}' for s in sparsities]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    rows = [('dense', 'none'), ('dense', sd)] + [(m, sd) for m in doc['methods']]
+    rows = [('dense', 'none'), ('dense', sd)] + [(m, sd) for m in methods]
     for method, rsd in rows:
         cells = [_row_name(method, rsd)]
         if method == 'dense':
@@ -246,11 +313,13 @@ def accuracy_table(doc):
             for s in sparsities:
                 cells.append(_fmt(*mean_std(top1_by(runs, method, rsd, s).values())))
         lines.append('| ' + ' | '.join(cells) + ' |')
-    for other in ('snip', 'prospr'):
-        if 'epsd' in doc['methods'] and other in doc['methods']:
-            cells = [f'epsd − {other} (paired)', '']
+    for cand in _candidates(methods):
+        for other in ('snip', 'prospr'):
+            if other not in methods:
+                continue
+            cells = [f'{cand} − {other} (paired)', '']
             for s in sparsities:
-                d = paired_difference(runs, 'epsd', other, sd, s)
+                d = paired_difference(runs, cand, other, sd, s)
                 cells.append('–' if d['mean'] is None else
                              f'{d["mean"]:+.2f} ± {d["std"]:.2f} ({d["wins"]}/{len(d["seeds"])})')
             lines.append('| ' + ' | '.join(cells) + ' |')
@@ -259,17 +328,19 @@ def accuracy_table(doc):
 
 def rescue_table(doc):
     """How often ``min_kept_per_layer`` had to keep a layer alive, per method and sparsity."""
-    runs, sd = doc['runs'], doc['sd']
+    runs = doc['runs']
     lines = []
-    for m in doc['methods']:
-        for s in doc['sparsities']:
-            rows = [r for r in runs if r['method'] == m and r['sd'] == sd
-                    and abs(r['sparsity'] - s) < 1e-9]
-            hit = [r for r in rows if r.get('rescued')]
-            if hit:
-                layers = sorted({n for r in hit for n in r['rescued']})
-                lines.append(f'| {m} | {s:g} | {len(hit)}/{len(rows)} | '
-                             f'{", ".join(layers)} |')
+    for g in grid_of(doc):
+        sd = g['sd']
+        for m in g['methods']:
+            for s in g['sparsities']:
+                rows = [r for r in runs if r['method'] == m and r['sd'] == sd
+                        and abs(r['sparsity'] - s) < 1e-9]
+                hit = [r for r in rows if r.get('rescued')]
+                if hit:
+                    layers = sorted({n for r in hit for n in r['rescued']})
+                    lines.append(f'| {m} + {sd.upper()} | {s:g} | {len(hit)}/{len(rows)} | '
+                                 f'{", ".join(layers)} |')
     if not lines:
         return 'No layer needed it: every criterion kept at least `min_kept_per_layer` weights ' \
                'in every layer at every sparsity.'
@@ -326,20 +397,64 @@ def _reused(timing):
     return f'; {n} runs reused from an interrupted benchmark' if n else ''
 
 
+_TITLES = {'digits': "scikit-learn's digits", 'fashion': 'Fashion-MNIST'}
+
+
+def run_time_table(doc):
+    """Per-run wall and CPU seconds of the accuracy runs made by this invocation, per SD method
+    (wall time includes waiting for a core on a shared machine; CPU time does not)."""
+    fresh = [r for r in doc['runs'] if not r.get('reused')]
+    if not fresh:
+        return 'Every run was reused from an earlier invocation.'
+    lines = ['| runs | n | wall s per run (mean, min-max) | CPU s per run (mean) | '
+             'masks s (mean) |', '|---|---|---|---|---|']
+    groups = {}
+    for r in fresh:
+        groups.setdefault((r['sd'], r['method'] == 'dense'), []).append(r)
+    for (sd, dense), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        wall = [r['train_seconds'] + r['test_seconds'] for r in rows]
+        cpu = [r['cpu_seconds'] for r in rows]
+        prune = [r['prune_seconds'] for r in rows if r.get('prune_seconds') is not None]
+        name = _row_name('dense', sd) if dense else f'pruned + {sd.upper()}'
+        lines.append(f'| {name} | {len(rows)} | {sum(wall) / len(wall):.1f} '
+                     f'({min(wall):.1f}-{max(wall):.1f}) | {sum(cpu) / len(cpu):.1f} | '
+                     + ('–' if not prune else f'{sum(prune) / len(prune):.2f}') + ' |')
+    return '\n'.join(lines)
+
+
 def markdown(doc, plot_name='accuracy_vs_sparsity.png'):
     st = doc['setting']
     timing = doc['timing']
-    return f"""# Accuracy against sparsity on scikit-learn's digits
+    title = _TITLES.get(doc.get('data', 'digits'), doc.get('data'))
+    evaluated = 'validation split' if doc.get('eval_split') == 'val' else 'test'
+    sd_cfg = doc['sd_config']
+    if not isinstance(sd_cfg, dict) or 'type' in sd_cfg:
+        sd_cfg = {doc['sd']: sd_cfg}
+    tables = '\n\n'.join(f'### {g["sd"].upper()}\n\n{accuracy_table(doc, g["sd"])}'
+                          for g in grid_of(doc))
+    cost = doc.get('cost')
+    cost_text = 'Not run (`--no-cost`).' if cost is None else f"""Sparsity {cost['sparsity']}, \
+seed 0, {doc['sd'].upper()}, runs one at a time.
 
-- date: {doc['date']}
+{cost_table(doc)}
+
+Memory: {cost['memory']['what']} on {cost['memory']['device']}. Iteration times:
+{cost['definitions']['iter_seconds']}; mean over {cost['iterations_per_run']}
+iterations less {cost['warmup_iterations']} warm-up ones per run."""
+    return f"""# Accuracy against sparsity on {title}
+
+- date: {doc['date']} (started {timing.get('started_at', '?')}, finished \
+{timing.get('finished_at', '?')}); code {doc.get('code_version')}
 - command: `{doc['command']}`
 - data: {doc['dataset']}
 - model: {doc['model']}
-- self-distillation: {doc['sd'].upper()} `{doc['sd_config']}`; seeds {doc['seeds']}
+- self-distillation: {'; '.join(f'{k.upper()} `{v}`' for k, v in sd_cfg.items())}; \
+seeds {doc['seeds']}
 - schedule (every run): {st['epochs']} epochs, batch {st['batch_size']}, SGD Nesterov lr \
-{st['lr']} (cosine to 0), weight decay {st['weight_decay']}; prunable: every Conv2d/Linear \
-weight (stem conv and classifier included), global top-k, min_kept_per_layer \
-{st['min_kept_per_layer']}; criteria at their registered defaults
+{st['lr']} (cosine to 0), weight decay {st['weight_decay']}, augmentation \
+{st.get('augment', 'crop')}; randomness deterministic={st.get('deterministic', False)}; \
+prunable: every Conv2d/Linear weight (stem conv and classifier included), global top-k, \
+min_kept_per_layer {st['min_kept_per_layer']}; criteria at their registered defaults
 - wall time {timing['wall_seconds'] / 60:.1f} min ({timing['jobs']} runs at a time, \
 {timing['threads']} thread each; load average at start {timing['load_average_start']}, at the \
 end {timing['load_average_end']}{_reused(timing)}); CPU time \
@@ -349,24 +464,24 @@ end {timing['load_average_end']}{_reused(timing)}); CPU time \
 {timing['idle_estimate_seconds'] / 60:.1f} min of wall time on {timing['jobs']} otherwise idle \
 cores
 
-## Top-1 test accuracy (%), mean ± std over seeds
+## Top-1 {evaluated} accuracy (%), mean ± std over seeds
 
-{accuracy_table(doc)}
+{tables}
 
-The last rows are per-seed differences (same seed: same initial weights and data order),
-mean ± std, and in how many seeds EPSD was ahead. Plot: `{plot_name}`.
+The last rows of each table are per-seed differences (same seed: same initial weights and data
+order), mean ± std, and in how many seeds the first was ahead. Plot: `{plot_name}`.
 
 ## Targets
 
 {targets_table(doc)}
 
-## Cost (sparsity {doc['cost']['sparsity']}, seed 0, runs one at a time)
+## Time per run
 
-{cost_table(doc)}
+{run_time_table(doc)}
 
-Memory: {doc['cost']['memory']['what']} on {doc['cost']['memory']['device']}. Iteration times:
-{doc['cost']['definitions']['iter_seconds']}; mean over {doc['cost']['iterations_per_run']}
-iterations less {doc['cost']['warmup_iterations']} warm-up ones per run.
+## Cost
+
+{cost_text}
 
 ## Layers kept alive by min_kept_per_layer
 
@@ -376,45 +491,49 @@ iterations less {doc['cost']['warmup_iterations']} warm-up ones per run.
 
 # ---------------------------------------------------------------------- plot
 def plot(doc, path):
-    """Top-1 against sparsity, one line per criterion (error bars: std over seeds), dense
-    baselines as horizontal lines: every method on the left, and on the right the same axes
-    zoomed onto the methods that stay near dense (random pruning left out); written
-    atomically."""
+    """Top-1 against the fraction of weights remaining (log scale, sparser to the right), one
+    panel per SD method, one line per criterion (error bars: std over seeds), the dense
+    baselines (without SD and with the panel's SD) as horizontal lines; written atomically."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    runs, sd, sparsities = doc['runs'], doc['sd'], doc['sparsities']
-    # -log10(1 - s) spreads 0.9 / 0.95 / 0.98 / 0.99 evenly by remaining density
-    xs = [-math.log10(1.0 - s) for s in sparsities]
-    stats = {m: [mean_std(top1_by(runs, m, sd, s).values()) for s in sparsities]
-             for m in doc['methods']}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    zoomed = [m for m in doc['methods'] if m != 'random'] or doc['methods']
-    for ax, methods in zip(axes, (doc['methods'], zoomed)):
-        for k, method in enumerate(doc['methods']):
-            if method not in methods:
+    runs = doc['runs']
+    grid = grid_of(doc)
+    all_methods = list(dict.fromkeys(m for g in grid for m in g['methods']))
+    fig, axes = plt.subplots(1, len(grid), figsize=(5.2 * len(grid) + 0.8, 4.8), squeeze=False)
+    for ax, g in zip(axes[0], grid):
+        sd, sparsities = g['sd'], g['sparsities']
+        xs = [100.0 * (1.0 - s) for s in sparsities]
+        for method in g['methods']:
+            stats = [mean_std(top1_by(runs, method, sd, s).values()) for s in sparsities]
+            pts = [(x, m, e) for x, (m, e) in zip(xs, stats) if m is not None]
+            if not pts:
                 continue
-            ax.errorbar(xs, [m for m, _ in stats[method]], yerr=[s for _, s in stats[method]],
+            k = all_methods.index(method)
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
                         marker='o', capsize=3, label=f'{method} + {sd.upper()}',
-                        color=f'C{k}', linewidth=2.4 if method == 'epsd' else 1.2)
+                        color=f'C{k % 10}',
+                        linewidth=2.4 if method.startswith('epsd') else 1.2)
         for rsd, style in (('none', ':'), (sd, '--')):
             m, _ = mean_std(top1_by(runs, 'dense', rsd, 0.0).values())
             if m is not None:
                 ax.axhline(m, color='grey', linestyle=style, label=_row_name('dense', rsd))
+        ax.set_xscale('log')
         ax.set_xticks(xs)
-        ax.set_xticklabels([f'{s:g}' for s in sparsities])
-        ax.set_xlabel('sparsity (fraction of prunable weights removed)')
-        ax.set_ylabel('top-1 test accuracy (%)')
+        ax.set_xticklabels([f'{x:g} %\n({s:g})' for x, s in zip(xs, sparsities)], fontsize=8)
+        ax.minorticks_off()
+        ax.invert_xaxis()
+        ax.set_xlabel('weights remaining, log scale (sparsity)')
+        ax.set_ylabel('top-1 accuracy (%)')
+        ax.set_title(sd.upper())
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc='lower left')
-    lows = [m - s for method in zoomed for m, s in stats[method] if m is not None]
-    if lows:
-        axes[1].set_ylim(max(0.0, min(lows) - 1.0), 100.5)
-    axes[1].set_title('zoom (random pruning left out)', fontsize=10)
-    width = doc.get('setting', {}).get('width')
-    fig.suptitle(f"digits, {doc['model'].split(' (')[0]} (width {width}), {sd.upper()}, "
-                 f"{len(doc['seeds'])} seed(s), {doc.get('setting', {}).get('epochs')} epochs; "
-                 'mean ± std over seeds')
+        ax.legend(fontsize=7, loc='lower left')
+    st = doc.get('setting', {})
+    fig.suptitle(f"{_TITLES.get(doc.get('data', 'digits'), doc.get('data'))}, "
+                 f"{doc['model'].split(' (')[0]} (width {st.get('width')}), "
+                 f"{len(doc['seeds'])} seed(s), {st.get('epochs')} epochs; mean ± std over "
+                 f"seeds ({'validation split' if doc.get('eval_split') == 'val' else 'test'})",
+                 fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=110)

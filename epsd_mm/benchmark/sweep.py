@@ -14,6 +14,7 @@ share the cores (two OpenMP threads spin-waiting for a descheduled partner made 
 A run writes its result as JSON (atomically) and its log into ``<out>/logs``; the orchestrator
 prints one line per finished run and stops at the first failure, with the log's tail.
 """
+import hashlib
 import json
 import multiprocessing
 import os
@@ -52,6 +53,9 @@ class RunSpec:
         ab_block (int): for a pruned cost run, switch masking off and on every ``ab_block``
             iterations to time masked against unmasked iterations (:class:`MaskingABProbe`);
             0 never switches. Defaults to 0.
+        iters (int): train for this many iterations instead of ``epochs`` epochs (the cost
+            runs of a large data set), keeping the full run's learning-rate schedule; 0 trains
+            ``epochs`` epochs. Defaults to 0.
     """
     method: str
     sd: str
@@ -61,13 +65,23 @@ class RunSpec:
     phase: str = 'sweep'
     index: int = 0
     ab_block: int = 0
+    iters: int = 0
 
     @property
     def key(self):
-        """A file-name-safe unique name of the run."""
+        """A file-name-safe unique name of the run.
+
+        Accuracy runs are named by what they are (method, SD, sparsity, seed), not by their
+        position in a plan, so a later sweep with more methods finds and reuses them; a method
+        spec with options (``epsd:inner_lr=0.01``) adds a digest of its exact text, so two specs
+        never share a name. Cost runs keep their position (dense ones repeat).
+        """
         sparsity = f'{self.sparsity:g}'.replace('.', 'p')
         method = re.sub(r'[^A-Za-z0-9]+', '_', self.method).strip('_')
-        return f'{self.phase}{self.index:03d}-{method}-{self.sd}-s{sparsity}-seed{self.seed}'
+        if method != self.method:
+            method += '-' + hashlib.sha1(self.method.encode()).hexdigest()[:8]
+        where = self.phase if self.phase == 'sweep' else f'{self.phase}{self.index:03d}'
+        return f'{where}-{method}-{self.sd}-s{sparsity}-seed{self.seed}'
 
     @property
     def label(self):
@@ -76,31 +90,65 @@ class RunSpec:
         return f'{what} + {sd}, seed {self.seed}'
 
 
-def plan_sweep(methods, sparsities, seeds, sd, epochs, dense=True):
-    """The accuracy runs: per seed, dense without and with SD (unless ``dense=False``), then
-    every (sparsity, method)."""
+#: what ``order='targets'`` runs first: the configurations the issue's targets compare
+TARGET_METHODS = ('dense', 'snip', 'prospr', 'epsd')
+TARGET_SPARSITIES = (0.0, 0.98, 0.99)
+
+
+def _tier(spec, first_sd):
+    """0: dense and the first SD method's snip/prospr/epsd at 0.98 and 0.99; 1: the same for
+    the other SD methods; 2: everything else."""
+    if spec.method.split(':')[0] not in TARGET_METHODS or \
+            not any(abs(spec.sparsity - s) < 1e-9 for s in TARGET_SPARSITIES):
+        return 2
+    return 0 if spec.sd in ('none', first_sd) else 1
+
+
+def plan_sweep(grid, seeds, epochs, dense=True, order='seed'):
+    """The accuracy runs: per seed, dense without SD and dense with each SD method of ``grid``
+    (unless ``dense=False``), then every (SD method, sparsity, method) of ``grid``.
+
+    Args:
+        grid (list[tuple[str, list[str], list[float]]]): ``(sd, methods, sparsities)`` per SD
+            method.
+        seeds (list[int]): the seeds.
+        epochs (int): training epochs.
+        dense (bool): include the dense runs. Defaults to True.
+        order (str): ``'seed'``: seed-major, so a sweep cut short holds every configuration
+            for its first seeds; ``'targets'``: the configurations the targets compare first
+            (dense and snip/prospr/epsd at 0.98 and 0.99, the first SD method before the
+            others), each tier seed-major, so a sweep cut short holds those for every seed.
+            Defaults to ``'seed'``.
+    """
+    if order not in ('seed', 'targets'):
+        raise UserError(f"order must be 'seed' or 'targets', got {order!r}")
     specs = []
     for seed in seeds:
         if dense:
             specs.append(RunSpec('dense', 'none', 0.0, seed, epochs))
-            specs.append(RunSpec('dense', sd, 0.0, seed, epochs))
-        for sparsity in sparsities:
-            for method in methods:
-                specs.append(RunSpec(method, sd, float(sparsity), seed, epochs))
+            specs += [RunSpec('dense', sd, 0.0, seed, epochs) for sd, _, _ in grid]
+        for sd, methods, sparsities in grid:
+            for sparsity in sparsities:
+                for method in methods:
+                    specs.append(RunSpec(method, sd, float(sparsity), seed, epochs))
+    if order == 'targets':
+        first = grid[0][0]
+        specs = [s for _, s in sorted(enumerate(specs),
+                                      key=lambda x: (_tier(x[1], first), x[0]))]
     return [RunSpec(**dict(asdict(s), index=i)) for i, s in enumerate(specs)]
 
 
-def plan_cost(methods, sparsity, sd, epochs, seed=0, ab_block=4):
+def plan_cost(methods, sparsity, sd, epochs, seed=0, ab_block=4, iters=0):
     """The cost runs, one at a time: dense SD runs interleaved with one pruned run per method
     (``D m1 m2 D m3 m4 D ...``), so that a slow drift of the machine's speed reaches dense and
     masked runs alike; every pruned run also times its own iterations with masking switched off
     and on in blocks of ``ab_block`` (:class:`MaskingABProbe`)."""
-    specs = [RunSpec('dense', sd, 0.0, seed, epochs, 'cost')]
+    specs = [RunSpec('dense', sd, 0.0, seed, epochs, 'cost', iters=iters)]
     for i in range(0, len(methods), 2):
         for method in methods[i:i + 2]:
             specs.append(RunSpec(method, sd, float(sparsity), seed, epochs, 'cost',
-                                 ab_block=ab_block))
-        specs.append(RunSpec('dense', sd, 0.0, seed, epochs, 'cost'))
+                                 ab_block=ab_block, iters=iters))
+        specs.append(RunSpec('dense', sd, 0.0, seed, epochs, 'cost', iters=iters))
     return [RunSpec(**dict(asdict(s), index=i)) for i, s in enumerate(specs)]
 
 
@@ -113,7 +161,21 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def run_one(spec, setting, data_root, work_dir, warmup=5, keep_times=False):
+def weights_digest(model):
+    """SHA-1 of every parameter and buffer after training: equal digests, bit-equal models."""
+    h = hashlib.sha1()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to('cpu').contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _utc_now():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def run_one(spec, setting, data, work_dir, warmup=5, keep_times=False):
     """Train, prune (when ``spec.method`` is a criterion) and test one model in this process.
 
     Returns:
@@ -135,16 +197,18 @@ def run_one(spec, setting, data_root, work_dir, warmup=5, keep_times=False):
     if pruned and spec.ab_block > 0:
         ab = MaskingABProbe(block=spec.ab_block, warmup=warmup)
         probes.append(ab)
-    cfg = runner_cfg(setting, data_root, work_dir, spec.seed,
+    cfg = runner_cfg(setting, data, work_dir, spec.seed,
                      sd=None if spec.sd == 'none' else spec.sd,
                      criterion=spec.method if pruned else None,
                      sparsity=spec.sparsity if pruned else None, epochs=spec.epochs,
-                     name=spec.key, extra_hooks=probes)
+                     max_iters=spec.iters or None, name=spec.key, extra_hooks=probes)
     cpu0, t0 = time.process_time(), time.perf_counter()
     runner = Runner(**cfg)
     runner.train()
     t1 = time.perf_counter()
-    metrics = runner.test()
+    # a cost run measures time and memory only: its accuracy after a few iterations means
+    # nothing, and testing it would only lengthen the serial cost phase
+    metrics = runner.test() if spec.phase != 'cost' else {'accuracy/top1': None}
     t2 = time.perf_counter()
     hook = next((h for h in runner.hooks if type(h).__name__ == 'PruningHook'), None)
     masks = hook.masks if hook is not None else None
@@ -162,7 +226,9 @@ def run_one(spec, setting, data_root, work_dir, warmup=5, keep_times=False):
                          mask_hook_iterations=len(ab.hook_seconds))
     result = dict(
         asdict(spec), key=spec.key,
-        top1=float(metrics['accuracy/top1']),
+        top1=None if metrics['accuracy/top1'] is None else float(metrics['accuracy/top1']),
+        mask_digest=masks.checksum() if masks is not None else None,
+        weights_digest=weights_digest(runner.model),
         measured_sparsity=masks.sparsity if masks is not None else 0.0,
         prune_seconds=float(masks.extra['seconds']) if masks is not None else None,
         rescued=list(masks.extra.get('rescued', [])) if masks is not None else [],
@@ -192,9 +258,10 @@ def _child(spec, ctx):
         import torch
         torch.set_num_threads(ctx['threads'])
         work_dir = osp.join(ctx['scratch'], spec.key)
-        result = run_one(spec, BenchSetting(**ctx['setting']), ctx['data_root'], work_dir,
+        result = run_one(spec, BenchSetting(**ctx['setting']), ctx['data'], work_dir,
                          warmup=ctx['warmup'], keep_times=spec.phase == 'cost')
-        result['setting'] = ctx['setting']
+        result.update(setting=ctx['setting'], code_version=ctx.get('code_version'),
+                      finished_at=_utc_now())
         atomic_json_dump(result, osp.join(ctx['result_dir'], f'{spec.key}.json'))
         if not ctx['keep_work_dirs']:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -226,10 +293,31 @@ def _reusable(spec, ctx):
         return None
     with open(path) as f:
         result = json.load(f)
-    same = all(result.get(k) == v for k, v in asdict(spec).items())
+    # an accuracy run's position in its plan does not matter (its key says what it is)
+    ignore = ('index', ) if spec.phase == 'sweep' else ()
+    same = all(result.get(k) == v for k, v in asdict(spec).items() if k not in ignore)
+    return result if same and _same_setting(result, ctx) else None
+
+
+def _same_setting(result, ctx):
     # compared as JSON holds it (tuples come back as lists)
-    setting = json.loads(json.dumps(ctx['setting']))
-    return result if same and result.get('setting') == setting else None
+    return result.get('setting') == json.loads(json.dumps(ctx['setting']))
+
+
+def finished_runs(ctx, phase='sweep'):
+    """Every finished run of ``phase`` in the result directory made with the sweep's setting:
+    what an earlier invocation (other methods, other SD methods) left there."""
+    found = []
+    if not osp.isdir(ctx['result_dir']):
+        return found
+    for name in sorted(os.listdir(ctx['result_dir'])):
+        if not name.endswith('.json') or name.endswith('.error.json'):
+            continue
+        with open(osp.join(ctx['result_dir'], name)) as f:
+            result = json.load(f)
+        if result.get('phase') == phase and _same_setting(result, ctx):
+            found.append(result)
+    return found
 
 
 def execute(specs, ctx, jobs=1, title='runs', resume=False):
@@ -237,7 +325,7 @@ def execute(specs, ctx, jobs=1, title='runs', resume=False):
 
     Args:
         specs (list[RunSpec]): the runs.
-        ctx (dict): ``setting`` (dict of :class:`BenchSetting`), ``data_root``, ``scratch``,
+        ctx (dict): ``setting`` (dict of :class:`BenchSetting`), ``data``, ``scratch``,
             ``log_dir``, ``result_dir``, ``threads``, ``warmup``, ``keep_work_dirs``.
         jobs (int): runs at once. Defaults to 1.
         title (str): name of the phase in the progress lines.
@@ -277,9 +365,11 @@ def execute(specs, ctx, jobs=1, title='runs', resume=False):
                 r = results[spec.key]
                 extra = '' if r['prune_seconds'] is None else \
                     f', masks in {r["prune_seconds"]:.2f}s'
-                print_log(f'[{title} {len(results)}/{len(specs)}] {spec.label}: top1 '
-                          f'{r["top1"]:.2f} ({time.perf_counter() - t0:.0f}s{extra}; '
-                          f'{time.perf_counter() - start:.0f}s elapsed)', logger='current')
+                top1 = '' if r['top1'] is None else f'top1 {r["top1"]:.2f} '
+                print_log(f'[{title} {len(results)}/{len(specs)}] {spec.label}: {top1}'
+                          f'({time.perf_counter() - t0:.0f}s, CPU {r["cpu_seconds"]:.0f}s'
+                          f'{extra}; {time.perf_counter() - start:.0f}s elapsed)',
+                          logger='current')
     finally:
         for proc, _, _ in running.values():  # only on an error or an interrupt
             proc.terminate()
@@ -306,29 +396,103 @@ def _collect(proc, spec, ctx):
 
 
 # ---------------------------------------------------------------------- the whole benchmark
-def run_benchmark(out_dir, data_root, sd, seeds, sparsities, methods, setting, jobs=2,
-                  cost_epochs=3, warmup=5, ab_block=4, keep_work_dirs=False, resume=False,
-                  dense=True, command=''):
+def prepare_data(setting, root):
+    """Write or unpack the sweep's data set once, in the parent, before any run is forked.
+
+    Returns:
+        dict: ``root`` (absolute), ``description`` (for ``results.json``), ``counts``, and for
+        Fashion-MNIST the fixed ``train_indices`` / ``val_indices`` into its training file.
+    """
+    root = osp.abspath(root)
+    if setting.data == 'digits':
+        from .digits import prepare_digits
+        info = prepare_digits(root)
+        counts = dict(info['counts'], evaluated=info['counts']['test'])
+        return dict(root=root, counts=counts, description=(
+            f"scikit-learn digits (sklearn.datasets.load_digits: 1,797 real 8x8 greyscale "
+            f"images, 10 classes), stratified split train_test_split(test_size=0.2, "
+            f"stratify=y, random_state=0): {counts['train']} train / {counts['test']} test "
+            f"PNGs in class folders, read by mmpretrain CustomDataset"))
+    from .fashion import fashion_info, prepare_fashion
+    prepare_fashion(root)
+    info = fashion_info(root, setting.train_images, setting.val_images,
+                        eval_split=setting.eval_split)
+    c = info['counts']
+    evaluated = (f"the whole official test set ({c['test']} images)"
+                 if setting.eval_split == 'test' else
+                 f"a validation split of {c['val']} training images (stratified, seed 0, "
+                 f"disjoint from the training subset); the test set is not read")
+    info.update(root=root, description=(
+        f"Fashion-MNIST (Zalando; the four official IDX files, read by mmpretrain's "
+        f"FashionMNIST with download=False): a fixed stratified training subset of "
+        f"{c['train']} of the 60,000 training images (seed 0), evaluated on {evaluated}"))
+    return info
+
+
+def _git_version():
+    import subprocess
+    here = osp.dirname(osp.abspath(__file__))
+    try:
+        out = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=here,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _grid_of(runs, grid):
+    """The grid the report shows: the planned one, extended by what merged runs add (methods
+    and sparsities of earlier invocations); the known criteria in :data:`~.configs.CRITERIA`
+    order, then the others (variants) in plan order, then first appearance."""
+    out = {sd: (list(methods), list(sparsities)) for sd, methods, sparsities in grid}
+    for r in runs:
+        if r['method'] == 'dense':
+            continue
+        methods, sparsities = out.setdefault(r['sd'], ([], []))
+        if r['method'] not in methods:
+            methods.append(r['method'])
+        if not any(abs(r['sparsity'] - x) < 1e-9 for x in sparsities):
+            sparsities.append(r['sparsity'])
+    from .configs import CRITERIA
+
+    def order(item):  # the known criteria in their table order, then the others as they came
+        pos, method = item
+        return (CRITERIA.index(method), 0) if method in CRITERIA else (len(CRITERIA), pos)
+
+    return [dict(sd=sd, methods=[x for _, x in sorted(enumerate(m), key=order)],
+                 sparsities=sorted(float(x) for x in sp)) for sd, (m, sp) in out.items()]
+
+
+def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=3,
+                  cost_iters=0, warmup=5, ab_block=4, keep_work_dirs=False, resume=False,
+                  dense=True, cost=True, order='seed', command=''):
     """Prepare the data, run the accuracy sweep and the cost phase, write the outputs.
 
     Args:
         out_dir (str): where ``results.json``, ``results.md``, the plot, ``runs/`` (one JSON per
             run) and ``logs/`` go.
-        data_root (str): the digits dataset directory (written when missing).
-        sd (str): ``'dlb'``, ``'cskd'`` or ``'pskd'``.
+        data_root (str): the data set directory (digits: written when missing; Fashion-MNIST:
+            the official files are unpacked into it, :func:`~.fashion.prepare_fashion`).
+        grid (list[tuple[str, list[str], list[float]]]): ``(sd, methods, sparsities)`` per SD
+            method; the first SD method is the one of the cost phase.
         seeds (list[int]): the seeds of every configuration.
-        sparsities (list[float]): pruning targets.
-        methods (list[str]): pruning criteria.
-        setting (BenchSetting): network, schedule, pruning guard.
+        setting (BenchSetting): data, network, schedule, pruning guard.
         jobs (int): accuracy runs at once. Defaults to 2.
         cost_epochs (int): epochs of each cost run. Defaults to 3.
+        cost_iters (int): iterations of each cost run instead of ``cost_epochs`` (0: epochs).
+            Defaults to 0.
         warmup (int): iterations left out of the timing means. Defaults to 5.
         ab_block (int): block length of the masked/unmasked interleaving in the pruned cost
             runs (:class:`MaskingABProbe`). Defaults to 4.
         keep_work_dirs (bool): keep each run's Runner work_dir. Defaults to False.
-        resume (bool): reuse finished runs of an interrupted benchmark in ``out_dir`` (same
-            setting); see :func:`execute`. Defaults to False.
+        resume (bool): reuse the finished runs in ``out_dir`` (same run and setting; see
+            :func:`execute`), and report every finished run of the same setting found there,
+            so an invocation with other methods adds rows to the same ``results.json`` (runs
+            of other seeds than ``seeds`` are left out). Defaults to False.
         dense (bool): include the dense runs in the accuracy sweep. Defaults to True.
+        cost (bool): run the cost phase. Defaults to True.
+        order (str): the order of the accuracy runs (:func:`plan_sweep`). Defaults to
+            ``'seed'``.
         command (str): the command line, recorded in the outputs.
 
     Returns:
@@ -340,55 +504,84 @@ def run_benchmark(out_dir, data_root, sd, seeds, sparsities, methods, setting, j
 
     from ..registry import CRITERIA, build_checked
     from .configs import SD_METHODS
-    from .digits import prepare_digits
     from .report import evaluate_targets, summarize_cost, write_outputs
 
     torch.set_num_threads(1)
     startup_cpu = time.process_time()  # this process so far: interpreter and imports
     start = time.perf_counter()
+    started_at = _utc_now()
     load_start = _loadavg()
-    info = prepare_digits(data_root)
-    ctx = dict(setting=setting.as_dict(), data_root=osp.abspath(data_root),
+    data = prepare_data(setting, data_root)
+    ctx = dict(setting=setting.as_dict(),
+               data={k: data[k] for k in ('root', 'train_indices', 'val_indices') if k in data},
                scratch=osp.join(out_dir, 'work'), log_dir=osp.join(out_dir, 'logs'),
                result_dir=osp.join(out_dir, 'runs'), threads=1, warmup=warmup,
-               keep_work_dirs=keep_work_dirs)
-    sweep = plan_sweep(methods, sparsities, seeds, sd, setting.epochs, dense=dense)
-    print_log(f'benchmark: {len(sweep)} accuracy runs ({len(methods)} criteria x '
-              f'{len(sparsities)} sparsities{" + 2 dense" if dense else ""}, x {len(seeds)} '
-              f'seeds), {jobs} at a time; logs in {ctx["log_dir"]}', logger='current')
+               keep_work_dirs=keep_work_dirs, code_version=_git_version())
+    cost_sd, cost_methods, cost_sparsities = grid[0]
+    cost_runs = []
+    cost_start = time.perf_counter()
+    if cost:
+        cost_specs = plan_cost(cost_methods, max(cost_sparsities), cost_sd, cost_epochs,
+                               ab_block=ab_block, iters=cost_iters)
+        print_log(f'benchmark: cost phase, {len(cost_specs)} runs one at a time',
+                  logger='current')
+        cost_runs = execute(cost_specs, ctx, jobs=1, title='cost', resume=resume)
+        if resume:
+            planned = {r['key'] for r in cost_runs}
+            seen = {r['method'] for r in cost_runs}
+            cost_runs += [dict(r, reused=True, merged=True)
+                          for r in finished_runs(ctx, 'cost')
+                          if r['key'] not in planned and r['method'] not in seen
+                          and r['sd'] == cost_sd]
+    cost_seconds = time.perf_counter() - cost_start
+    sweep = plan_sweep(grid, seeds, setting.epochs, dense=dense, order=order)
+    n_pruned = sum(len(m) * len(s) for _, m, s in grid)
+    print_log(f'benchmark ({setting.data}, evaluated on {setting.eval_split}): {len(sweep)} '
+              f'accuracy runs ({n_pruned} pruned configurations over '
+              f'{", ".join(sd for sd, _, _ in grid)}{" + dense" if dense else ""}, x '
+              f'{len(seeds)} seeds), {jobs} at a time; logs in {ctx["log_dir"]}',
+              logger='current')
     runs = execute(sweep, ctx, jobs=jobs, title='accuracy', resume=resume)
-    sweep_seconds = time.perf_counter() - start
-    cost_specs = plan_cost(methods, max(sparsities), sd, cost_epochs, ab_block=ab_block)
-    print_log(f'benchmark: cost phase, {len(cost_specs)} runs one at a time', logger='current')
-    cost_runs = execute(cost_specs, ctx, jobs=1, title='cost', resume=resume)
+    sweep_seconds = time.perf_counter() - start - cost_seconds
+    if resume:  # rows of earlier invocations with the same setting and seeds
+        planned = {r['key'] for r in runs}
+        runs += [dict(r, reused=True, merged=True) for r in finished_runs(ctx)
+                 if r['key'] not in planned and r['seed'] in seeds]
     if not keep_work_dirs:
         shutil.rmtree(ctx['scratch'], ignore_errors=True)
     epsd = build_checked(CRITERIA, 'epsd', 'pruning criterion')
+    full_grid = _grid_of(runs, grid)
+    methods = list(dict.fromkeys(m for g in full_grid for m in g['methods']))
+    sparsities = sorted({s for g in full_grid for s in g['sparsities']})
     doc = dict(
-        dataset=(f"scikit-learn digits (sklearn.datasets.load_digits: 1,797 real 8x8 greyscale "
-                 f"images, 10 classes), stratified split train_test_split(test_size=0.2, "
-                 f"stratify=y, random_state=0): {info['counts']['train']} train / "
-                 f"{info['counts']['test']} test PNGs in class folders, read by mmpretrain "
-                 f"CustomDataset"),
+        dataset=data['description'],
+        data=setting.data,
+        eval_split=setting.eval_split,
+        counts=data['counts'],
         model=setting.model_name(),
-        sd=sd,
-        sd_config=SD_METHODS[sd]['sd'],
+        sd=grid[0][0],
+        sd_methods=[g['sd'] for g in full_grid],
+        sd_config={g['sd']: SD_METHODS[g['sd']]['sd'] for g in full_grid},
+        grid=full_grid,
         seeds=list(seeds),
-        sparsities=[float(s) for s in sparsities],
-        methods=list(methods),
+        sparsities=sparsities,
+        methods=methods,
         setting=setting.as_dict(),
         date=datetime.date.today().isoformat(),
         command=command,
+        code_version=ctx['code_version'],
         runs=runs,
         cost_runs=[{k: v for k, v in r.items() if not k.endswith('_all')} for r in cost_runs],
-        cost=summarize_cost(cost_runs, methods, epsd.inner_steps),
+        cost=summarize_cost(cost_runs, cost_methods, epsd.inner_steps) if cost_runs else None,
     )
-    doc['targets'] = evaluate_targets(doc)
-    sweep_cpu = sum(r['cpu_seconds'] for r in runs)
-    cost_cpu = sum(r['cpu_seconds'] for r in cost_runs)
+    sweep_cpu = sum(r['cpu_seconds'] for r in runs if not r.get('reused'))
+    cost_cpu = sum(r['cpu_seconds'] for r in cost_runs if not r.get('reused'))
     own_cpu = time.process_time()  # the orchestrator: imports, data, reports
+    fresh = [r for r in runs if not r.get('reused')]
     doc['timing'] = dict(
+        started_at=started_at, finished_at=_utc_now(),
         wall_seconds=time.perf_counter() - start, sweep_seconds=sweep_seconds,
+        cost_seconds=cost_seconds,
         jobs=jobs, threads=1, cpu_count=os.cpu_count(),
         load_average_start=load_start, load_average_end=_loadavg(),
         startup_cpu_seconds=startup_cpu, sweep_cpu_seconds=sweep_cpu,
@@ -396,11 +589,23 @@ def run_benchmark(out_dir, data_root, sd, seeds, sparsities, methods, setting, j
         # what the same work takes when nothing else runs: the sweep's CPU time spread over
         # `jobs` cores, the serial parts after one another
         idle_estimate_seconds=own_cpu + sweep_cpu / jobs + cost_cpu,
+        fresh_runs=len(fresh),
+        run_wall_seconds=_stats([r['train_seconds'] + r['test_seconds'] for r in fresh]),
+        run_cpu_seconds=_stats([r['cpu_seconds'] for r in fresh]),
         reused_runs=sum(1 for r in runs + cost_runs if r.get('reused')))
+    doc['targets'] = evaluate_targets(doc)
     paths = write_outputs(doc, out_dir)
     print_log(f'benchmark: done in {doc["timing"]["wall_seconds"] / 60:.1f} min; '
               f'{paths["md"]}, {paths["json"]}, {paths["png"]}', logger='current')
     return doc
+
+
+def _stats(values):
+    """``{n, mean, median, min, max}`` of per-run seconds (None when there are none)."""
+    if not values:
+        return None
+    return dict(n=len(values), mean=statistics.fmean(values), median=statistics.median(values),
+                min=min(values), max=max(values))
 
 
 def _loadavg():

@@ -56,6 +56,8 @@ follows the same trajectory and ends with the same meta-gradient, equal to one p
 the union of the shares (bitwise identical on every rank; equal to one process up to float
 rounding). Only ``mode='bounded'`` supports it.
 """
+import functools
+
 import torch
 
 from ..utils.errors import UserError
@@ -162,7 +164,7 @@ def _rng_set(rng):
 
 def meta_gradients(model, prunable, steps, outer, inner_loss, outer_loss, inner_lr,
                    first_order=False, mode='bounded', micro_batch=None, split=None, state=None,
-                   all_reduce=None, name='meta-gradient'):
+                   all_reduce=None, name='meta-gradient', momentum=0.0):
     """Meta-gradients ``dL_out/dm`` of one or more outer losses after ``len(steps)`` SGD steps.
 
     Args:
@@ -193,6 +195,9 @@ def meta_gradients(model, prunable, steps, outer, inner_loss, outer_loss, inner_
         all_reduce (Callable, optional): ``all_reduce(tensor)`` sums a flat tensor over ranks
             in place; None for one process. ``mode='bounded'`` only.
         name (str): what to call the loss in error messages. Defaults to ``'meta-gradient'``.
+        momentum (float): heavy-ball momentum of the inner SGD (PyTorch's convention: the
+            buffer starts at the first gradient, ``b = momentum * b + g``, ``theta -= lr * b``);
+            ``mode='unrolled'`` only. Defaults to 0 (plain SGD).
 
     Returns:
         dict[str, dict[str, Tensor]]: outer-loss key -> prunable name -> ``dL_key/dm``
@@ -205,6 +210,8 @@ def meta_gradients(model, prunable, steps, outer, inner_loss, outer_loss, inner_
                         f'{micro_batch!r}')
     if all_reduce is not None and mode != 'bounded':
         raise UserError("scoring on several ranks needs meta_mode='bounded'")
+    if momentum and mode != 'unrolled':
+        raise UserError("inner momentum needs meta_mode='unrolled'")
     theta_init = {n: p for n, p in model.named_parameters() if p.requires_grad}
     prunable = list(prunable)
     missing = [n for n in prunable if n not in theta_init]
@@ -214,7 +221,10 @@ def meta_gradients(model, prunable, steps, outer, inner_loss, outer_loss, inner_
     device = next(iter(theta_init.values())).device
     episode = _Episode(steps, outer, None if micro_batch is None else int(micro_batch),
                        split or split_rows, state, all_reduce, device)
-    run = _unrolled if mode == 'unrolled' else _bounded
+    if mode == 'unrolled':
+        run = functools.partial(_unrolled, momentum=float(momentum))
+    else:
+        run = _bounded
     final_rng = None
     try:
         result = run(theta_init, prunable, episode, inner_loss, outer_loss, float(inner_lr),
@@ -246,18 +256,25 @@ def _inner(inner_loss, step):
 
 
 # ---------------------------------------------------------------------- the reference
-def _unrolled(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_order, name):
-    """The reference: autograd through every inner step at once (ProsPr's original way)."""
+def _unrolled(theta_init, prunable, episode, inner_loss, outer_loss, lr, first_order, name,
+              momentum=0.0):
+    """The reference: autograd through every inner step at once (ProsPr's original way), with
+    optional heavy-ball momentum."""
     num_steps = len(episode.steps) - 1
     masks = {n: torch.ones_like(theta_init[n], requires_grad=True) for n in prunable}
     theta = {n: p.detach() * masks[n] if n in masks else p.detach().clone().requires_grad_(True)
              for n, p in theta_init.items()}
+    buffers = {}
     for k in range(num_steps):
         loss = sum(_weighted_losses(episode, m, _inner(inner_loss, k), theta)['loss']
                    for m in episode.steps[k])
         check_finite(loss.detach(), _what(name, k, num_steps))
         grads = torch.autograd.grad(loss, list(theta.values()), create_graph=not first_order,
                                     allow_unused=True)
+        if momentum:
+            grads = [g if g is None or n not in buffers else momentum * buffers[n] + g
+                     for n, g in zip(theta, grads)]
+            buffers.update((n, g) for n, g in zip(theta, grads) if g is not None)
         theta = {n: t if g is None else t - lr * g for (n, t), g in zip(theta.items(), grads)}
     totals = {}
     for m in episode.steps[-1]:

@@ -22,7 +22,7 @@ from ..registry import CRITERIA
 from ..utils.errors import UserError
 from .metagrad import MODES, meta_gradients
 from .metagrad import check_finite as _check_finite
-from .selection import select_masks
+from .selection import BUDGETS, masks_as_scores, select_masks
 
 
 # ---------------------------------------------------------------------- loss access
@@ -269,20 +269,69 @@ class SynFlow(BaseCriterion):
         return scores
 
 
+#: schedules of the SD term's weight over the inner steps (:func:`sd_step_weights`)
+SD_SCHEDULES = ('constant', 'linear')
+
+
+def sd_step_weights(inner_steps, schedule='constant'):
+    """The weight of the SD term (``loss_sd_*``) at each inner step; the scoring step has 1.
+
+    ``'constant'``: 1 at every step (the model's own SD loss, unchanged). ``'linear'``: the SD
+    term is phased in, ``(t - 1) / M`` at inner step ``t`` of ``M``: the first step is CE only
+    and the weight grows towards the scoring step's 1, so the self-teacher speaks once the
+    trajectory has made it informative.
+
+    Returns:
+        list[float]: ``M`` weights.
+    """
+    if schedule not in SD_SCHEDULES:
+        raise UserError(f'unknown sd_schedule {schedule!r}; valid: '
+                        f'{", ".join(map(repr, SD_SCHEDULES))}')
+    if schedule == 'constant':
+        return [1.0] * inner_steps
+    return [t / inner_steps for t in range(inner_steps)]
+
+
+def loss_terms(model, inputs, data_samples, sd=False, params=None):
+    """The model's training loss on a batch split into its task and SD terms.
+
+    Returns:
+        dict: ``ce`` (every ``loss*`` key but ``loss_sd_*``: the task CE, DLB's CE on the
+        previous batch included) and ``sd`` (the ``loss_sd_*`` keys; 0 without SD).
+    """
+    with _sd_switch(model, sd):
+        if params is None:
+            losses = model(inputs, data_samples, mode='loss')
+        else:
+            losses = functional_call(model, params, (inputs, data_samples), {'mode': 'loss'})
+    sd_keys = {k: v for k, v in losses.items() if k.startswith('loss_sd')}
+    ce_keys = {k: v for k, v in losses.items() if k not in sd_keys}
+    return dict(ce=sum_losses(ce_keys), sd=sum_losses(sd_keys))
+
+
 @CRITERIA.register_module(name='prospr')
 class ProsPr(BaseCriterion):
     """ProsPr (Alizadeh et al., ICLR 2022): the meta-gradient of the loss after a few training
     steps with respect to a mask.
 
     Masks ``m = 1`` multiply the prunable weights, ``theta_0 = theta_init * m``; ``inner_steps``
-    plain SGD steps (``theta_{k+1} = theta_k - inner_lr * dL/dtheta_k``, on every trainable
-    parameter, BatchNorm's affine ones included) are taken on fresh batches; the score is
-    ``|dL(theta_M)/dm|`` on the next batch. With ``inner_steps=0`` this is SNIP on one batch.
-    The meta-gradient is computed by :func:`epsd_mm.pruning.metagrad.meta_gradients` (its
-    docstring has the math, the memory bound, micro-batches, the SD state and the ranks).
+    SGD steps (``theta_{k+1} = theta_k - inner_lr * dL/dtheta_k``, on every trainable parameter,
+    BatchNorm's affine ones included) follow; the score is ``|dL(theta_M)/dm|`` on the scoring
+    batch. With ``inner_steps=0`` this is SNIP on one batch. The meta-gradient is computed by
+    :func:`epsd_mm.pruning.metagrad.meta_gradients` (its docstring has the math, the memory
+    bound, micro-batches, the SD state and the ranks).
 
     Each step reads ``batches_per_step`` loader batches (``score_data.num_batches_per_step``
     of the hook), its loss the mean over all of them.
+
+    The defaults follow the ProsPr paper and its library function ``prune()``: a fresh batch for
+    every step and plain SGD. The reference command line instead reuses one batch for every
+    step (``--new-data-in-inner`` is off there) and its example uses momentum 0.9 at lr 0.5;
+    ``new_data_in_inner=False, inner_momentum=0.9, inner_lr=0.5, meta_mode='unrolled'``
+    reproduces that (the reference detaches the first momentum buffer; here it stays in the
+    graph of the full meta-gradient). Fresh batches stay the default because a scored trajectory
+    over several batches is the one training follows, and DLB's teacher (the previous batch) is
+    a different batch only then.
 
     Args:
         inner_steps (int): M, the number of inner SGD steps. Defaults to 3.
@@ -298,13 +347,32 @@ class ProsPr(BaseCriterion):
             samples, gradients accumulated (BatchNorm in train mode then normalizes per
             micro-batch, as DDP without SyncBN does). None keeps batches whole.
             Defaults to None.
+        new_data_in_inner (bool): a fresh training batch for every inner step and the scoring
+            step; False reuses one batch for all of them (the reference CLI's default).
+            Defaults to True.
+        inner_momentum (float): heavy-ball momentum of the inner SGD, in [0, 1) (PyTorch's
+            convention: the buffer starts at the first gradient). Needs
+            ``meta_mode='unrolled'``. Defaults to 0 (plain SGD).
+        rounds (int): iterative scoring: prune in ``rounds`` rounds, the density following
+            SynFlow's exponential schedule ``(1 - sparsity) ** (r / rounds)``; each round
+            rescores the surviving network ``theta_init * mask`` (same batches, fresh SD state)
+            and pruned weights never come back. Costs ``rounds`` times one scoring.
+            Defaults to 1 (one-shot).
+        layer_budget (str, optional): allot the kept weights per layer (``'erk'`` or
+            ``'fanin'``, see :func:`~epsd_mm.pruning.selection.select_masks`) and rank by score
+            inside each layer; the returned scores encode that choice
+            (:func:`~epsd_mm.pruning.selection.masks_as_scores`), so the caller's global
+            selection reproduces it. Needs ``scope='global'``. Defaults to None (global top-k).
+        budget_share (float): ``'fanin'``'s share of the budget spent on floors.
+            Defaults to 0.5.
     """
     name = 'prospr'
     #: whether the inner and outer losses are the model's self-distillation loss
     use_sd = False
 
     def __init__(self, inner_steps=3, inner_lr=0.1, first_order=False, meta_mode='bounded',
-                 micro_batch=None, **kwargs):
+                 micro_batch=None, new_data_in_inner=True, inner_momentum=0.0, rounds=1,
+                 layer_budget=None, budget_share=0.5, **kwargs):
         kwargs.setdefault('num_batches', 1)
         super().__init__(**kwargs)
         if int(inner_steps) < 0:
@@ -314,27 +382,52 @@ class ProsPr(BaseCriterion):
         if micro_batch is not None and int(micro_batch) < 1:
             raise UserError(f'micro_batch must be a positive number of samples or None, got '
                             f'{micro_batch!r}')
+        if not 0.0 <= float(inner_momentum) < 1.0:
+            raise UserError(f'inner_momentum must lie in [0, 1), got {inner_momentum}')
+        if float(inner_momentum) and meta_mode != 'unrolled':
+            raise UserError(f"inner_momentum={inner_momentum} needs meta_mode='unrolled' (the "
+                            'memory-bounded meta-gradient differentiates plain SGD steps)')
+        if int(rounds) < 1:
+            raise UserError(f'rounds must be >= 1, got {rounds}')
+        if layer_budget is not None and layer_budget not in BUDGETS:
+            raise UserError(f'unknown layer_budget {layer_budget!r}; valid: None, '
+                            f'{", ".join(map(repr, BUDGETS))}')
         self.inner_steps = int(inner_steps)
         self.inner_lr = float(inner_lr)
         self.first_order = bool(first_order)
         self.meta_mode = meta_mode
         self.micro_batch = None if micro_batch is None else int(micro_batch)
+        self.new_data_in_inner = bool(new_data_in_inner)
+        self.inner_momentum = float(inner_momentum)
+        self.rounds = int(rounds)
+        self.layer_budget = layer_budget
+        self.budget_share = float(budget_share)
 
     @property
     def batches_needed(self):
-        return (self.inner_steps + 1) * self.batches_per_step
+        steps = self.inner_steps + 1 if self.new_data_in_inner else 1
+        return steps * self.batches_per_step
 
     @property
     def supports_distributed(self):
         return self.meta_mode == 'bounded'
 
-    # the two losses, overridable by variants (a per-step loss, several outer losses)
+    # -- the pieces a variant changes
+    def step_weights(self):
+        """The SD term's weight at each inner step (1: the model's own loss)."""
+        return [1.0] * self.inner_steps
+
     def inner_loss(self, model, step, params, inputs, data_samples):
         """The loss of inner step ``step`` (0-based) on a batch at ``params``."""
-        return model_loss(model, inputs, data_samples, sd=self.use_sd, params=params)
+        weight = self.step_weights()[step]
+        if weight == 1.0:
+            return model_loss(model, inputs, data_samples, sd=self.use_sd, params=params)
+        terms = loss_terms(model, inputs, data_samples, sd=self.use_sd, params=params)
+        return terms['ce'] + weight * terms['sd']
 
     def outer_loss(self, model, params, inputs, data_samples):
-        """The scoring loss(es) at theta_M: a scalar or a dict of scalars."""
+        """The scoring loss(es) at theta_M: a scalar or a dict of scalars, one meta-gradient
+        each."""
         return model_loss(model, inputs, data_samples, sd=self.use_sd, params=params)
 
     def combine(self, meta_grads):
@@ -342,10 +435,12 @@ class ProsPr(BaseCriterion):
         (grads, ) = meta_grads.values()
         return {n: g.abs() for n, g in grads.items()}
 
-    def score(self, model, params, batches, sparsity, scope):
-        _sd_switch(model, self.use_sd)  # fails early, with advice, on a model without SD
-        per = self.batches_per_step
-        steps = [[next(batches) for _ in range(per)] for _ in range(self.inner_steps + 1)]
+    def check_model(self, model):
+        """Fail early, with advice, on a model the criterion cannot score."""
+        _sd_switch(model, self.use_sd)
+
+    # -- scoring
+    def _score_once(self, model, params, steps, keep=None):
         sd = getattr(model, 'sd', None)
         with _scoring_episode(model):
             if self.use_sd:
@@ -357,11 +452,44 @@ class ProsPr(BaseCriterion):
                 inner_loss=functools.partial(self.inner_loss, model),
                 outer_loss=functools.partial(self.outer_loss, model),
                 inner_lr=self.inner_lr, first_order=self.first_order, mode=self.meta_mode,
-                micro_batch=self.micro_batch,
+                micro_batch=self.micro_batch, momentum=self.inner_momentum,
                 split=getattr(sd, 'split_batch', None),
                 state=None if sd is None else (sd._get_state, sd._set_state),
                 all_reduce=_sum_over_ranks if self.distributed else None, name=self.name)
-        return self.combine(grads)
+        scores = self.combine(grads)
+        if keep is not None:  # pruned weights never come back
+            scores = {n: torch.where(keep[n], s, torch.full_like(s, -1.0))
+                      for n, s in scores.items()}
+        return scores
+
+    def _select(self, scores, sparsity):
+        masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
+                                budget=self.layer_budget, budget_share=self.budget_share)
+        return masks
+
+    def score(self, model, params, batches, sparsity, scope):
+        self.check_model(model)
+        if self.layer_budget is not None and scope != 'global':
+            raise UserError(f'{self.name}: layer_budget={self.layer_budget!r} allots a global '
+                            f"budget across layers; it needs scope='global', got {scope!r}")
+        per = self.batches_per_step
+        steps = [[next(batches) for _ in range(per)]
+                 for _ in range(self.batches_needed // per)]
+        if not self.new_data_in_inner:
+            steps = steps * (self.inner_steps + 1)
+        keep = None
+        init = {n: p.detach().clone() for n, p in params.items()} if self.rounds > 1 else None
+        for r in range(1, self.rounds + 1):
+            if keep is not None:
+                with torch.no_grad():
+                    for n, p in params.items():
+                        p.copy_(init[n] * keep[n])
+            scores = self._score_once(model, params, steps, keep)
+            if r < self.rounds:
+                keep = self._select(scores, 1.0 - (1.0 - sparsity) ** (r / self.rounds))
+        if self.layer_budget is None:
+            return scores
+        return masks_as_scores(self._select(scores, sparsity), scores)
 
 
 def _sum_over_ranks(tensor):
@@ -387,12 +515,97 @@ class EPSD(ProsPr):
     - the teacher signal at initialization: CS-KD's pair is in every batch; DLB's previous batch
       is the previous inner step's batch (the first step has none: CE only); PS-KD's "previous
       epoch" predictions are those of theta_init on the scoring batches (``sd.prime``), with
-      ``alpha = alpha_T`` (PS-KD's ``score_alpha``).
+      ``alpha = loss_weight * score_alpha`` (PS-KD's ``score_alpha``, ``alpha_T`` by default),
+      which must be below 1: at 1 the target is the network's own prediction, whose gradient
+      is 0 at theta_init, and every score is noise.
     - SD state used for scoring is scratch: the run's PS-KD memory and DLB carry are untouched.
     - global top-k over all prunable weights (``scope``), no layer may be emptied
       (``min_kept_per_layer``), BatchNorm in train mode while scoring (``score_mode``).
 
     With the SD method's ``loss_weight`` at 0 the scores equal :class:`ProsPr`'s exactly.
+
+    Options that make the SD term count (defaults: off, the faithful reconstruction above),
+    besides ProsPr's ``rounds`` and ``layer_budget``:
+
+    Args:
+        sd_balance (float, optional): term-balanced scores. None (default): ``|dL/dm|`` of the
+            total loss ``L = CE + SD``. A weight ``b`` in [0, 1]: the meta-gradients of the CE
+            term and of the SD term of the scoring loss are taken separately, and the score is
+            ``(1 - b) * |g_CE| / sum|g_CE| + b * |g_SD| / sum|g_SD|`` (sums over all prunable
+            weights), so the SD term's ranking is heard whatever its scale. Costs one more
+            backward pass through the graph.
+        sd_schedule (str): the SD term's weight over the inner steps (:func:`sd_step_weights`):
+            ``'constant'`` (default, the SD loss unchanged) or ``'linear'`` (phased in from 0
+            at the first step to 1 at the scoring step).
+        **kwargs: :class:`ProsPr`'s arguments (``inner_steps``, ``inner_lr``, ``first_order``,
+            ``new_data_in_inner``, ``inner_momentum``, ``rounds``, ``layer_budget``,
+            ``budget_share``).
     """
     name = 'epsd'
     use_sd = True
+
+    def __init__(self, sd_balance=None, sd_schedule='constant', **kwargs):
+        super().__init__(**kwargs)
+        if sd_balance is not None and not 0.0 <= float(sd_balance) <= 1.0:
+            raise UserError(f'sd_balance must be None or lie in [0, 1], got {sd_balance}')
+        sd_step_weights(0, sd_schedule)  # validates the name
+        self.sd_balance = None if sd_balance is None else float(sd_balance)
+        self.sd_schedule = sd_schedule
+
+    def check_model(self, model):
+        super().check_model(model)
+        sd = model.sd
+        alpha = getattr(sd, 'score_alpha', None)
+        if alpha is not None and sd.loss_weight * alpha >= 1.0:
+            raise UserError(
+                f'{self.name}: PS-KD scores with alpha = loss_weight * score_alpha = '
+                f'{sd.loss_weight} * {alpha} = 1, so the target is the network\'s own prediction '
+                'at initialization and every score is ~0 (noise); set sd.score_alpha below '
+                f'1 / loss_weight (e.g. score_alpha=0.8)')
+
+    def step_weights(self):
+        return sd_step_weights(self.inner_steps, self.sd_schedule)
+
+    def outer_loss(self, model, params, inputs, data_samples):
+        if self.sd_balance is None:
+            return super().outer_loss(model, params, inputs, data_samples)
+        terms = loss_terms(model, inputs, data_samples, sd=True, params=params)
+        if not (torch.is_tensor(terms['sd']) and terms['sd'].requires_grad):
+            raise UserError(
+                f'{self.name}: sd_balance needs an SD term at the scoring step, but it is a '
+                'constant there (DLB has no previous batch with inner_steps=0; a loss_weight '
+                'of 0?): use inner_steps >= 1 or sd_balance=None')
+        return dict(ce=terms['ce'], sd=terms['sd'])
+
+    def combine(self, meta_grads):
+        if self.sd_balance is None:
+            return super().combine(meta_grads)
+        parts = {}
+        for key in ('ce', 'sd'):
+            g = [x.abs() for x in meta_grads[key].values()]
+            total = sum(float(x.sum()) for x in g)
+            if total == 0:
+                raise UserError(f'{self.name}: the meta-gradient of the {key.upper()} term is 0 '
+                                'for every weight, so it cannot be normalized; use '
+                                'sd_balance=None')
+            parts[key] = [x / total for x in g]
+        b = self.sd_balance
+        names = list(meta_grads['ce'])
+        return {n: (1 - b) * c + b * s for n, c, s in zip(names, parts['ce'], parts['sd'])}
+
+
+@CRITERIA.register_module(name='epsd_plus')
+class EPSDPlus(EPSD):
+    """EPSD with the option chosen on the Fashion-MNIST validation split (README, "EPSD
+    options"): the faithful EPSD meta-gradient, ranked inside each layer under an ERK layer
+    budget.
+
+    Settings: :class:`EPSD`'s defaults (``inner_steps=3``, ``inner_lr=0.1``, full meta-gradient,
+    fresh batches, plain SGD, ``sd_balance=None``, ``sd_schedule='constant'``, ``rounds=1``)
+    with ``layer_budget='erk'``. Every argument of :class:`EPSD` can still be set; only the
+    default of ``layer_budget`` differs.
+    """
+    name = 'epsd_plus'
+
+    def __init__(self, layer_budget='erk', **kwargs):
+        super().__init__(layer_budget=layer_budget, **kwargs)

@@ -4,6 +4,7 @@ Selection is deterministic: entries are ranked by score with ties broken by posi
 parameter's order in the model, then the flat index), so the same scores always give the same
 masks and exactly ``round(sparsity * numel)`` entries are pruned.
 """
+import math
 import re
 from collections import OrderedDict
 
@@ -115,7 +116,12 @@ def check_reachable(sizes, sparsity, min_kept_per_layer, scope='global'):
             f'is {1 - floor / total:.4f}; lower the sparsity or min_kept_per_layer')
 
 
-def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
+#: layer-budget modes of :func:`select_masks` (``budget=``)
+BUDGETS = ('erk', 'fanin')
+
+
+def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0, budget=None,
+                 budget_share=0.5):
     """Turn scores (higher = keep) into boolean masks.
 
     Args:
@@ -125,8 +131,24 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
             sparsity in every tensor.
         min_kept_per_layer (int): with ``0`` (default), a tensor that would lose every entry is
             an error naming it. With ``k > 0``, each tensor keeps at least its ``k`` best entries
-            (at most its size) and the global budget is met by pruning more elsewhere; which
-            tensors needed it is reported in ``info['rescued']``.
+            (at most its size): every tensor first gets this floor, then the rest of the global
+            budget goes to the best remaining entries, so exactly ``round(sparsity * numel)``
+            entries are still pruned. Floors that alone exceed the budget are an error giving
+            the highest reachable sparsity. The tensors whose plain top-k kept fewer than ``k``
+            are reported in ``info['rescued']``.
+        budget (str, optional): with ``scope='global'``, how many entries each tensor keeps
+            (the scores then only rank entries inside their tensor, except for the fill):
+
+            - None (default): global top-k, no allocation;
+            - ``'erk'``: Erdős–Rényi-Kernel (Evci et al., RigL 2020): a tensor of shape
+              ``(n_1, ..., n_d)`` keeps ``eps * (n_1 + ... + n_d)`` entries (density
+              proportional to ``sum(shape) / prod(shape)``), capped at its size, ``eps`` chosen
+              so the counts add up to the budget; each tensor keeps its own best entries;
+            - ``'fanin'``: a floor proportional to the tensor's fan-in (``prod(shape[1:])``)
+              takes ``budget_share`` of the budget; the rest goes to the globally best
+              remaining entries.
+        budget_share (float): the share of the budget that ``'fanin'`` spends on its floors,
+            in [0, 1]. Defaults to 0.5.
 
     Returns:
         tuple[OrderedDict[str, Tensor], dict]: masks and ``info`` (``rescued`` layer names).
@@ -135,6 +157,15 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
     min_kept_per_layer = check_min_kept(min_kept_per_layer)
     if scope not in ('global', 'layer'):
         raise UserError(f"unknown pruning scope {scope!r}; valid: 'global', 'layer'")
+    if budget is not None and budget not in BUDGETS:
+        raise UserError(f'unknown layer budget {budget!r}; valid: None, '
+                        f'{", ".join(map(repr, BUDGETS))}')
+    if budget is not None and scope != 'global':
+        raise UserError(f'a layer budget ({budget!r}) allots the global budget across layers; '
+                        f"it needs scope='global', got scope={scope!r}")
+    if not 0.0 <= float(budget_share) <= 1.0:
+        raise UserError(f'budget_share must lie in [0, 1], got {budget_share}')
+    k = int(min_kept_per_layer)
     names = list(scores)
     flat = [scores[n].detach().reshape(-1).double().cpu() for n in names]
     check_reachable([f.numel() for f in flat], sparsity, min_kept_per_layer, scope)
@@ -148,21 +179,32 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
         masks = OrderedDict()
         for n, f in zip(names, flat):
             keep = max(int(round(f.numel() * (1 - sparsity))), 0)
-            if keep == 0:
-                if min_kept_per_layer <= 0:
-                    raise _collapse_error([n], sparsity)
-                keep = min(min_kept_per_layer, f.numel())
+            if keep < min(k, f.numel()):
+                keep = min(k, f.numel())
                 info['rescued'].append(n)
+            if keep == 0:
+                raise _collapse_error([n], sparsity)
             masks[n] = _keep_top(f, keep).reshape(scores[n].shape)
         return masks, info
 
     sizes = [f.numel() for f in flat]
     total = sum(sizes)
     num_keep = total - int(round(sparsity * total))
-    allf = torch.cat(flat)
-    keep = _keep_top(allf, num_keep)
-    if min_kept_per_layer > 0:
-        keep = _rescue(allf, keep, sizes, min_kept_per_layer, names, info)
+    shapes = [tuple(scores[n].shape) for n in names]
+
+    def floors(kk):
+        low = [min(kk, size) for size in sizes]
+        if budget is None:
+            return low
+        alloc = layer_counts(shapes, num_keep, budget, budget_share, lower=low)
+        return [max(a, lo) for a, lo in zip(alloc, low)]
+
+    keep = _keep_with_floors(flat, floors(k), num_keep, sparsity, total)
+    if k > 0:
+        unguarded = torch.split(_keep_with_floors(flat, floors(0), num_keep, sparsity, total),
+                                sizes)
+        info['rescued'] = [n for n, c, size in zip(names, unguarded, sizes)
+                           if int(c.sum()) < min(k, size)]
     chunks = torch.split(keep, sizes)
     masks = OrderedDict((n, c.reshape(scores[n].shape)) for n, c in zip(names, chunks))
     empty = [n for n, m in masks.items() if not m.any()]
@@ -171,25 +213,86 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0):
     return masks, info
 
 
-def _rescue(allf, keep, sizes, k, names, info):
-    """Give every tensor at least ``k`` kept entries, dropping the lowest-scoring kept entries
-    of other tensors so that the total count is unchanged."""
-    forced = torch.zeros_like(keep)
-    start = 0
-    for n, size in zip(names, sizes):
-        seg = slice(start, start + size)
-        need = min(k, size)
-        if int(keep[seg].sum()) < need:
-            forced[seg] = _keep_top(allf[seg], need)
-            info['rescued'].append(n)
-        start += size
-    if not info['rescued']:
-        return keep
-    num_keep = int(keep.sum())
-    # rank again with forced entries first; the rest fill the remaining budget by score
+def _keep_with_floors(flat, floors, num_keep, sparsity, total):
+    """Keep each tensor's ``floors[i]`` best entries, then fill the rest of ``num_keep`` with
+    the best remaining entries of all tensors."""
+    need = sum(floors)
+    if need > num_keep:
+        reachable = 1.0 - need / total
+        raise UserError(
+            f'the per-layer minimum ({need} weights in all) exceeds the budget of {num_keep} '
+            f'weights kept at sparsity {sparsity}; the highest sparsity reachable with it is '
+            f'{reachable:.6g}: lower the sparsity or min_kept_per_layer')
+    forced = torch.cat([_keep_top(f, n) for f, n in zip(flat, floors)])
+    allf = torch.cat(flat)
+    # forced entries rank first; the remaining budget goes to the rest by score
     priority = torch.where(forced, torch.full_like(allf, float('inf')), allf)
-    new_keep = _keep_top(priority, max(num_keep, int(forced.sum())))
-    return new_keep
+    return _keep_top(priority, num_keep)
+
+
+def layer_counts(shapes, num_keep, budget, share=0.5, lower=None):
+    """How many entries each tensor keeps under a layer budget (see :func:`select_masks`).
+
+    Args:
+        shapes (list[tuple]): the tensors' shapes.
+        num_keep (int): entries kept in all.
+        budget (str): ``'erk'`` (the counts add up to ``num_keep``) or ``'fanin'`` (floors
+            adding up to at most ``share * num_keep``).
+        share (float): ``'fanin'``'s share of the budget. Defaults to 0.5.
+        lower (list[int], optional): lower bounds of the ``'erk'`` counts. Defaults to 0.
+
+    Returns:
+        list[int]
+    """
+    sizes = [math.prod(s) for s in shapes]
+    lower = [0] * len(sizes) if lower is None else [min(lo, n) for lo, n in zip(lower, sizes)]
+    if budget == 'fanin':
+        fan_in = [math.prod(s[1:]) if len(s) > 1 else 1 for s in shapes]
+        scale = share * num_keep / sum(fan_in)
+        return [min(n, int(math.floor(scale * f))) for n, f in zip(sizes, fan_in)]
+    weights = [float(sum(s)) for s in shapes]
+    if sum(lower) >= num_keep:
+        return list(lower)
+
+    def counts(eps):
+        return [min(n, max(lo, eps * w)) for n, lo, w in zip(sizes, lower, weights)]
+
+    lo_eps, hi_eps = 0.0, max(n / w for n, w in zip(sizes, weights))
+    for _ in range(200):  # bisection on eps: sum(counts) is monotone in it
+        mid = 0.5 * (lo_eps + hi_eps)
+        if sum(counts(mid)) < num_keep:
+            lo_eps = mid
+        else:
+            hi_eps = mid
+    real = counts(hi_eps)
+    out = [int(math.floor(c)) for c in real]
+    # largest remainders first (ties: model order) until the counts add up exactly
+    order = sorted(range(len(out)), key=lambda i: (-(real[i] - out[i]), i))
+    for i in order:
+        if sum(out) >= num_keep:
+            break
+        if out[i] < sizes[i]:
+            out[i] += 1
+    return out
+
+
+def masks_as_scores(masks, scores):
+    """Scores whose global top-k (k = the number of kept entries) is exactly ``masks``.
+
+    A criterion that selects its own masks (a layer budget, iterative rounds) returns these, so
+    the caller's global selection reproduces its choice: kept entries score in [1, 1.5], the
+    others in [0, 0.5], each ordered as ``scores`` inside its tensor (a per-layer floor that
+    the caller adds still takes a tensor's best entries).
+    """
+    out = OrderedDict()
+    for n, m in masks.items():
+        f = scores[n].detach().reshape(-1).double().cpu()
+        order = torch.argsort(f, descending=True, stable=True)
+        rank = torch.empty_like(f)
+        rank[order] = torch.arange(f.numel(), dtype=f.dtype)
+        v = 0.5 * (1.0 - rank / max(f.numel(), 1))
+        out[n] = (v + m.reshape(-1).double()).reshape(m.shape)
+    return out
 
 
 def _collapse_error(names, sparsity):

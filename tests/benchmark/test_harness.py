@@ -79,7 +79,7 @@ def test_target_verdicts_by_hand():
                snip={0.98: (89.0, 90.0), 0.99: (79.5, 79.6)},
                prospr={0.98: (91.5, 91.5), 0.99: (79.0, 81.0)},
                overhead=0.031, epsd_seconds=3.2, iter_with_data=0.2)
-    t = {x['name'].split(' (')[0]: x for x in evaluate_targets(doc)}
+    t = {x['name'].split(' (')[0].replace('DLB: ', ''): x for x in evaluate_targets(doc)}
     snip98 = t['EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity 0.98']
     assert snip98['status'] == 'PASS' and math.isclose(snip98['value'], 1.5)
     snip99 = t['EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity 0.99']
@@ -110,10 +110,32 @@ def test_peak_memory_sees_a_64_mb_allocation():
 
 
 def test_plans_cover_every_configuration_once():
-    specs = plan_sweep(['snip', 'epsd'], [0.9, 0.99], [0, 1], 'dlb', epochs=3)
+    specs = plan_sweep([('dlb', ['snip', 'epsd'], [0.9, 0.99])], [0, 1], epochs=3)
     assert len(specs) == 2 * (2 + 2 * 2)
     assert len({s.key for s in specs}) == len(specs)
     assert [(s.method, s.sd) for s in specs[:2]] == [('dense', 'none'), ('dense', 'dlb')]
+    # several SD methods: dense once without SD and once per SD method, then each grid
+    grid = [('dlb', ['snip', 'prospr', 'epsd'], [0.9, 0.98, 0.99, 0.995]),
+            ('cskd', ['snip', 'epsd'], [0.98, 0.99]), ('pskd', ['epsd'], [0.99])]
+    specs = plan_sweep(grid, [0, 1, 2], epochs=2)
+    assert len(specs) == 3 * (4 + 12 + 4 + 1)
+    assert [(s.method, s.sd) for s in specs[:4]] == [
+        ('dense', 'none'), ('dense', 'dlb'), ('dense', 'cskd'), ('dense', 'pskd')]
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed-major
+    # an accuracy run is named by what it is, not by its position in the plan
+    assert specs[5].key == 'sweep-prospr-dlb-s0p9-seed0'
+    assert len({s.key for s in specs}) == len(specs)
+    # targets first: dense and DLB's snip/prospr/epsd at 0.98 and 0.99 for every seed, then
+    # CS-KD's and PS-KD's, then the rest; the same runs
+    first = plan_sweep(grid, [0, 1, 2], epochs=2, order='targets')
+    assert sorted(s.key for s in first) == sorted(s.key for s in specs)
+    head = [(s.method, s.sd, s.sparsity, s.seed) for s in first[:7]]
+    assert head == [('dense', 'none', 0.0, 0), ('dense', 'dlb', 0.0, 0), ('snip', 'dlb', 0.98, 0),
+                    ('prospr', 'dlb', 0.98, 0), ('epsd', 'dlb', 0.98, 0),
+                    ('snip', 'dlb', 0.99, 0), ('prospr', 'dlb', 0.99, 0)]
+    assert [s.seed for s in first[:24]] == [0] * 8 + [1] * 8 + [2] * 8
+    assert (first[24].method, first[24].sd) == ('dense', 'cskd')
+    assert first[-1].sparsity in (0.9, 0.995)
     cost = plan_cost(['random', 'snip', 'grasp'], 0.99, 'dlb', epochs=1)
     assert [s.method for s in cost] == ['dense', 'random', 'snip', 'dense', 'grasp', 'dense']
     assert len({s.key for s in cost}) == len(cost)
@@ -133,3 +155,9 @@ def test_resume_reuses_only_a_run_of_the_same_spec_and_setting(tmp_path):
     assert _reusable(spec, dict(ctx, setting=BenchSetting(epochs=11).as_dict())) is None
     other = RunSpec('epsd', 'dlb', 0.99, 1, 10, ab_block=4)
     assert other.key == spec.key and _reusable(other, ctx) is None
+    # another position in another plan is the same run
+    assert _reusable(RunSpec('epsd', 'dlb', 0.99, 1, 10, index=7), ctx)['top1'] == 97.5
+    # method specs with options never share a file name
+    a, b = RunSpec('epsd:inner_lr=0.01', 'dlb', 0.99, 1, 10), RunSpec('epsd_inner_lr_0_01',
+                                                                     'dlb', 0.99, 1, 10)
+    assert a.key != b.key and a.key.startswith('sweep-epsd_inner_lr_0_01-')

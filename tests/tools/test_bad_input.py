@@ -38,7 +38,7 @@ def _fails(tool, args, capsys, work):
     ('custom_hooks.0.sparsity=1.5', 'strictly between 0 and 1'),
     ('custom_hooks.0.sparsity=0', 'strictly between 0 and 1'),
     ('custom_hooks.0.criterion.type=snipp', "unknown pruning criterion 'snipp'; valid names: "
-     'epsd, grasp, magnitude, prospr, random, snip, synflow'),
+     'epsd, epsd_plus, grasp, magnitude, prospr, random, snip, synflow'),
     ('custom_hooks.0.criterion.inner_stepz=3', "invalid arguments for pruning criterion 'epsd'"),
     ('model.sd.type=DLBB', "unknown self-distillation method 'DLBB'; valid names: "),
 ])

@@ -62,7 +62,7 @@ def test_layer_scope_puts_every_layer_at_the_target(demo_data, tmp_path):
 @pytest.mark.parametrize('args, message', [
     (['--sparsity', '1.5'], 'strictly between 0 and 1'),
     (['--sparsity', '0'], 'strictly between 0 and 1'),
-    (['--method', 'snipp', '--sparsity', '0.9'], 'valid names: epsd, grasp, magnitude'),
+    (['--method', 'snipp', '--sparsity', '0.9'], 'valid names: epsd, epsd_plus, grasp, magnitude'),
     (['--cfg-options', 'train_dataloader.dataset.data_root=/nowhere'], '/nowhere'),
 ])
 def test_bad_input_is_one_clear_line_and_no_masks(demo_data, tmp_path, args, message):

@@ -32,8 +32,11 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join('work_dirs', 'bench', 'diagnose'),
                         help='output directory (default: work_dirs/bench/diagnose)')
-    parser.add_argument('--data-root', default=osp.join('data', 'bench', 'digits'),
-                        help='the digits class folders (default: data/bench/digits)')
+    parser.add_argument('--data', default='digits', choices=['digits', 'fashion'],
+                        help="the benchmark's data set and its network (default: digits)")
+    parser.add_argument('--data-root',
+                        help='the digits class folders (default: data/bench/digits) or the '
+                        'Fashion-MNIST files (default: data/fashion-mnist)')
     parser.add_argument('--sd', default='dlb', choices=['dlb', 'cskd', 'pskd'],
                         help='self-distillation method of the model (default: dlb)')
     parser.add_argument('--seeds', type=int, default=3, help='number of seeds (default: 3)')
@@ -42,12 +45,13 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', default=['snip', 'prospr', 'epsd'],
                         help='criteria or variants such as epsd:inner_steps=1 '
                         '(default: snip prospr epsd)')
-    parser.add_argument('--width', type=int, default=16,
-                        help='ResNet_CIFAR-18 stem/base channels (default: 16)')
+    parser.add_argument('--width', type=int,
+                        help='ResNet_CIFAR-18 stem/base channels (default: the data set\'s '
+                        'benchmark network, digits 16, Fashion-MNIST 8)')
     return parser.parse_args(argv)
 
 
-def _masks_of(setting, data_root, work_dir, seed, sd, method, sparsity):
+def _masks_of(setting, data, work_dir, seed, sd, method, sparsity):
     """The masks the benchmark's run would train with, and the SD loss terms seen in scoring."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
@@ -60,7 +64,7 @@ def _masks_of(setting, data_root, work_dir, seed, sd, method, sparsity):
         def before_train(self, runner):
             runner.train_loop.stop_training = True
 
-    cfg = runner_cfg(setting, data_root, work_dir, seed, sd=sd, criterion=method,
+    cfg = runner_cfg(setting, data, work_dir, seed, sd=sd, criterion=method,
                      sparsity=sparsity, name=f'diag-{seed}-{method}-{sparsity}',
                      extra_hooks=[StopAfterPruning()])
     runner = Runner(**cfg)
@@ -103,18 +107,24 @@ def main(argv=None):
     import epsd_mm  # noqa: F401
     import epsd_mm.distill  # noqa: F401
     import epsd_mm.hooks.sd_hook  # noqa: F401
-    from epsd_mm.benchmark.configs import BenchSetting
-    from epsd_mm.benchmark.digits import prepare_digits
+    from epsd_mm.benchmark.configs import SETTINGS, BenchSetting
+    from epsd_mm.benchmark.sweep import prepare_data
     from epsd_mm.utils.io import atomic_json_dump, atomic_write_text
 
-    prepare_digits(args.data_root)
-    setting = BenchSetting(width=args.width)
+    fields = dict(SETTINGS[args.data], data=args.data)
+    if args.width is not None:
+        fields['width'] = args.width
+    setting = BenchSetting(**fields)
+    if args.data_root is None:
+        args.data_root = osp.join('data', 'bench', 'digits') if args.data == 'digits' else \
+            osp.join('data', 'fashion-mnist')
+    data = prepare_data(setting, args.data_root)
     masks = {}  # (seed, method, sparsity) -> MaskSet
     losses = defaultdict(list)  # method -> list of per-seed call lists
     for seed in range(args.seeds):
         for sparsity in sparsities:
             for method in args.methods:
-                m, calls = _masks_of(setting, args.data_root, osp.join(args.out, 'work'), seed,
+                m, calls = _masks_of(setting, data, osp.join(args.out, 'work'), seed,
                                      args.sd, method, sparsity)
                 masks[seed, method, sparsity] = m
                 if calls and sparsity == sparsities[0]:
@@ -123,7 +133,8 @@ def main(argv=None):
                       f'rescued {len(m.extra.get("rescued", []))} layers', flush=True)
     doc = dict(sd=args.sd, seeds=args.seeds, sparsities=sparsities, methods=args.methods,
                overlap={}, layers={}, rescued={}, scoring_losses={})
-    lines = [f'# Mask diagnostics ({args.sd.upper()}, {args.seeds} seeds, width {args.width})',
+    lines = [f'# Mask diagnostics ({args.data}, {args.sd.upper()}, {args.seeds} seeds, width '
+             f'{setting.width})',
              '']
     for s in sparsities:
         table = OrderedDict()
