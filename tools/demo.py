@@ -28,6 +28,9 @@ from epsd_mm.utils.io import atomic_json_dump  # noqa: E402
 
 CLS_CONFIG = 'configs/demo/epsd_dlb_demo.py'
 DET_CONFIG = 'configs/demo/frcnn_demo.py'
+# The plain mmdet/mmpretrain configs that open the published checkpoints without epsd_mm.
+DET_INFER_CONFIG = 'configs/demo/frcnn_demo_infer.py'
+CLS_INFER_CONFIG = 'configs/demo/cls_demo_infer.py'
 DATA_ROOT = 'data/demo'  # where the demo configs read their data
 # The issue's targets, reported beside the results.
 TARGET_MAP = 0.5
@@ -56,6 +59,11 @@ def parse_args(argv=None):
                         help='detection config of stages 2 and 3 (default: %(default)s)')
     parser.add_argument('--cls-checkpoint',
                         help='skip stage 1 and transfer this classification checkpoint')
+    parser.add_argument('--verbose', action='store_true',
+                        help="show the tools' whole terminal output (mmengine's config, "
+                        'environment and hook dumps); without it the terminal shows the steps, '
+                        "the mask table, progress and the summary, and mmengine's log files "
+                        'under the work dir stay complete either way')
     return parser.parse_args(argv)
 
 
@@ -63,8 +71,74 @@ def banner(text):
     print(f'\n[demo] ===== {text}', flush=True)
 
 
-def run_tool(args, what, log_dir):
-    """Run a tool with this interpreter, its output streaming through; a failure raises."""
+#: The first line of an mmengine log record on the terminal: ``12/01 06:09:38 - mmengine - INFO -``.
+RECORD = re.compile(rb'^\d\d/\d\d \d\d:\d\d:\d\d - mmengine - [A-Z]+ - ')
+#: Records the terminal leaves out unless --verbose (the log file keeps them): the Runner's
+#: config, environment and hook dumps, each tens to hundreds of lines.
+#: mmengine's ProgressBar (``[>>>>   ] 2/4, ...``, redrawn after ``\r``).
+BAR = re.compile(rb'^\r?\[[> ]*\]')
+QUIET = re.compile(rb'(Config:|System environment:|Hooks will be executed|Distributed '
+                   rb'training is not used|Checkpoints will be saved to)')
+
+
+class QuietFilter:
+    """Pass a tool's stdout through, leaving out the records matched by :data:`QUIET`.
+
+    A record is its first line (:data:`RECORD`) and the lines that follow it up to the next
+    record; one whose first line has an empty message (the environment dump starts with a
+    newline) is decided on its first line of text. Anything that is not a log record (progress
+    bars, the tools' own prints) passes as it comes, partial lines included.
+    """
+
+    def __init__(self, out):
+        self.out, self.hiding, self.pending, self.buf = out, False, None, b''
+        self.in_bar = False  # the start of a progress bar's line was shown
+
+    def _line(self, line):
+        if self.in_bar or BAR.match(line):  # a progress bar, wherever it is
+            self.out.write(line)
+            self.in_bar = False
+            return
+        if RECORD.match(line):
+            self.hiding = bool(QUIET.search(line))
+            if not self.hiding and not line[RECORD.match(line).end():].strip():
+                self.pending = [line]  # decided by the record's first line of text
+                return
+        elif self.pending is not None:
+            self.pending.append(line)
+            if not line.strip() or set(line.strip()) == {ord('-')}:
+                return
+            lines, self.pending = self.pending, None
+            self.hiding = bool(QUIET.search(line))
+            if not self.hiding:
+                self.out.write(b''.join(lines))
+            return
+        if not self.hiding:
+            self.out.write(line)
+
+    def feed(self, data):
+        self.buf += data
+        while b'\n' in self.buf:
+            line, self.buf = self.buf.split(b'\n', 1)
+            self._line(line + b'\n')
+        bar = self.in_bar or bool(BAR.match(self.buf))
+        if self.buf and (bar or not self.hiding) and self.pending is None \
+                and not self.buf[:1].isdigit():
+            self.out.write(self.buf)  # a progress bar's partial line: show it now
+            self.in_bar, self.buf = bar, b''
+        self.out.flush()
+
+    def close(self):
+        if self.pending:
+            self.out.write(b''.join(self.pending))
+        if self.buf and not self.hiding:
+            self.out.write(self.buf)
+        self.out.flush()
+
+
+def run_tool(args, what, log_dir, verbose=True):
+    """Run a tool with this interpreter, its output streaming through (filtered by
+    :class:`QuietFilter` unless ``verbose``); a failure raises."""
     cmd = [sys.executable] + list(args)
     print('[demo] $ ' + ' '.join(cmd), flush=True)
     env = dict(os.environ)
@@ -74,7 +148,15 @@ def run_tool(args, what, log_dir):
     env.setdefault('OMP_NUM_THREADS', '1')
     # The tools import epsd_mm: make this checkout importable even where it is not installed.
     env['PYTHONPATH'] = ROOT + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    if verbose:
+        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    else:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        quiet = QuietFilter(sys.stdout.buffer)
+        for chunk in iter(lambda: os.read(proc.stdout.fileno(), 1 << 16), b''):
+            quiet.feed(chunk)
+        quiet.close()
+        rc = proc.wait()
     if rc != 0:
         raise UserError(f'{what} failed with exit status {rc}: see its output above and its '
                         f'log under {log_dir}')
@@ -179,7 +261,7 @@ def main(argv=None):
                f'{args.cls_config}')
         t = time.time()
         run_tool(['tools/train.py', args.cls_config, '--work-dir', cls_dir],
-                 'classification training', cls_dir)
+                 'classification training', cls_dir, args.verbose)
         seconds['classification'] = time.time() - t
         cls_ckpt = last_checkpoint(cls_dir, t, 'classification training')
         top1 = classification_top1(cls_dir, t)
@@ -194,7 +276,7 @@ def main(argv=None):
     transfer = ['--cfg-options', f'model.backbone.init_cfg.checkpoint={cls_ckpt}',
                 f'custom_hooks.0.mask_file={cls_ckpt}']
     run_tool(['tools/train.py', args.det_config, '--work-dir', det_dir] + transfer,
-             'detection training', det_dir)
+             'detection training', det_dir, args.verbose)
     seconds['detection'] = time.time() - t
     det_ckpt = last_checkpoint(det_dir, t, 'detection training')
     print(f'[demo] detector checkpoint {det_ckpt} ({seconds["detection"]:.0f} s)', flush=True)
@@ -202,7 +284,7 @@ def main(argv=None):
     banner('stage 3/3: VOC mAP@0.5 on the demo test split with tools/test.py')
     t = time.time()
     run_tool(['tools/test.py', args.det_config, det_ckpt, '--work-dir', test_dir],
-             'testing', test_dir)
+             'testing', test_dir, args.verbose)
     seconds['test'] = time.time() - t
     metrics = test_metrics(test_dir, t)
     if 'pascal_voc/mAP' not in metrics:
@@ -210,6 +292,14 @@ def main(argv=None):
                         f'{args.det_config} evaluate with VOCMetric?')
 
     sparsity = detector_sparsity(det_ckpt)
+    # Published copies (tools/publish_model.py): what opens without epsd_mm, in any mmdet or
+    # mmpretrain tool, with the plain configs beside the demo's.
+    from epsd_mm.analysis.publish import publish_checkpoint
+    pub_dir = osp.join(args.work_dir, 'published')
+    published_det = osp.relpath(publish_checkpoint(
+        det_ckpt, osp.join(pub_dir, 'frcnn_demo'))['path'], ROOT)
+    published_cls = None if args.cls_checkpoint else osp.relpath(publish_checkpoint(
+        cls_ckpt, osp.join(pub_dir, 'cls_demo'))['path'], ROOT)
     total = time.time() - start
     summary = dict(
         mAP=float(metrics['pascal_voc/mAP']),
@@ -220,7 +310,11 @@ def main(argv=None):
         backbone_zero_fraction=sparsity['backbone_zero_fraction'],
         backbone_masks=sparsity['backbone_masks'],
         backbone_prunable_weights=sparsity['backbone_prunable'],
+        published_detector=published_det,
+        detector_inference_config=DET_INFER_CONFIG,
         classification_checkpoint=cls_ckpt,
+        published_classifier=published_cls,
+        classifier_inference_config=None if published_cls is None else CLS_INFER_CONFIG,
         classification_top1=top1,
         stage_seconds={k: round(v, 1) for k, v in seconds.items()},
         metrics={k: v for k, v in metrics.items() if k.startswith('pascal_voc/')},
@@ -234,7 +328,9 @@ def main(argv=None):
     banner('summary')
     stages = ', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())
     print(f'  VOC mAP@0.5 (demo test split): {summary["mAP"]:.4f} (target >= {TARGET_MAP})\n'
-          f'  detector checkpoint:           {det_ckpt}\n'
+          f'  detector checkpoint:           {det_ckpt} (training: resume, our tools)\n'
+          f'  published detector:            {published_det} (any mmdet tool, no epsd_mm: '
+          f"init_detector('{DET_INFER_CONFIG}', ...))\n"
           f'  backbone sparsity:             {summary["backbone_sparsity"]:.4f} over '
           f'{sparsity["backbone_prunable"]:,} prunable weights in {sparsity["backbone_masks"]} '
           f'masks; pruned entries not zero: {summary["pruned_nonzero"]}\n'

@@ -125,7 +125,8 @@ def main(argv=None):
                           score_mode=score_mode,
                           batches_per_step=score_data['num_batches_per_step'])
     print(format_table(masks))
-    json_path, png_path = write_reports(masks, work_dir)
+    json_path, png_path = write_reports(
+        masks, work_dir, title=f'{type(model).__name__} ({osp.basename(args.config)}, at init)')
     masks_path = osp.join(work_dir, 'masks.pth')
     masks.save(masks_path)
     print(f'{criterion["type"]}: sparsity {masks.sparsity:.4f} (target {sparsity}) in '

@@ -5,7 +5,7 @@
 #   from mmpretrain.apis import ImageClassificationInferencer
 #   inferencer = ImageClassificationInferencer('configs/demo/cls_demo_infer.py',
 #                                              pretrained='PUBLISHED.pth', device='cpu')
-#   inferencer('data/demo/cls/val/circle/000000.png')[0]['pred_class']
+#   inferencer('data/demo/cls/val/circle/circle_00000.png')[0]['pred_class']
 #
 # The SD demos (configs/demo/epsd_<sd>_demo.py, through configs/demo/_base_/cls_demo.py) are
 # this config plus the project's parts: the SD classifier (its state_dict is exactly this

@@ -4,7 +4,7 @@
 #
 #   from mmdet.apis import init_detector, inference_detector
 #   model = init_detector('configs/demo/frcnn_demo_infer.py', 'PUBLISHED.pth', device='cpu')
-#   result = inference_detector(model, 'data/demo/voc/VOCdevkit/VOC2007/JPEGImages/000000.jpg')
+#   result = inference_detector(model, 'data/demo/voc/VOCdevkit/VOC2007/JPEGImages/000001.jpg')
 #
 # configs/demo/frcnn_demo.py (what `make demo` trains) is this config plus the project's parts:
 # the EPSD backbone initialization, the PruningHook and the path-checking dataset.

@@ -53,14 +53,13 @@ def iterate_batches(model, data_loader):
             raise UserError('the training data loader yields no batch; check the dataset')
 
 class _Counting:
-    """Wrap a batch iterator with an mmengine progress bar."""
+    """Wrap a batch iterator with an mmengine progress bar, drawn from the first batch on (so
+    that log lines written before scoring starts are not glued to it)."""
 
     def __init__(self, it, total, show):
         self.it, self.bar = it, None
         self.sizes = []  # samples of every batch read
-        if show and total > 0:
-            from mmengine.utils import ProgressBar
-            self.bar = ProgressBar(total)
+        self.total = total if show else 0
 
     def __iter__(self):
         return self
@@ -68,9 +67,25 @@ class _Counting:
     def __next__(self):
         item = next(self.it)
         self.sizes.append(len(item[1]) if item[1] is not None else len(item[0]))
+        if self.bar is None and self.total > 0:
+            import sys
+
+            from mmengine.utils import ProgressBar
+
+            # the stdout of now: ProgressBar's default is the one of mmengine's import time
+            self.bar = ProgressBar(self.total, file=sys.stdout)
         if self.bar is not None:
             self.bar.update()
         return item
+
+    def close(self):
+        """End the bar's line: mmengine's ProgressBar leaves the cursor after its last
+        update, and the next log line would be glued to it."""
+        if self.bar is not None:
+            self.bar.file.write('\n')
+            self.bar.file.flush()
+        self.bar, self.total = None, 0
+
 
 #: the keys of a ``score_data`` config (PruningHook, tools/prune.py)
 SCORE_DATA_KEYS = ('batch_size', 'num_batches_per_step', 'dataloader')
@@ -171,8 +186,12 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
               f'{", on every rank" if distributed else ""}), target sparsity {sparsity}, '
               f'scope {scope}', logger=logger)
     start = time.perf_counter()
-    with preserved_state(model, score_mode):
-        scores = crit.score(model, params, batches, sparsity, scope)
+    try:
+        with preserved_state(model, score_mode):
+            scores = crit.score(model, params, batches, sparsity, scope)
+    finally:
+        if need:
+            batches.close()
     masks, info = select_masks(scores, sparsity, scope, min_kept_per_layer)
     result = MaskSet(masks, method=crit.name, target_sparsity=sparsity,
                      extra=dict(scope=scope, rescued=info['rescued'],

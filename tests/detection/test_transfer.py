@@ -58,6 +58,18 @@ def save_cls_checkpoint(path, apply_masks=True, **kwargs):
     return state, masks
 
 
+def short_run(cfg, max_iters):
+    """``cfg`` (changed in place) trained for ``max_iters`` iterations with a checkpoint at the
+    last one, without validation, testing or schedulers."""
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10 ** 6)
+    for split in ('val', 'test'):
+        cfg[f'{split}_dataloader'] = cfg[f'{split}_cfg'] = cfg[f'{split}_evaluator'] = None
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
+                                        interval=max_iters)
+    return cfg
+
+
 def demo_det_cfg(demo_data, work_dir, cls_ckpt, max_iters=3):
     """The demo detector config on the session's small demo data, for a few iterations."""
     cfg = Config.fromfile(DEMO_CONFIG)
@@ -67,12 +79,7 @@ def demo_det_cfg(demo_data, work_dir, cls_ckpt, max_iters=3):
     cfg.custom_hooks[0].mask_file = cls_ckpt
     cfg.train_dataloader.dataset.data_root = demo_data.voc_root + '/'
     cfg.train_dataloader.batch_size = 2
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10 ** 6)
-    for split in ('val', 'test'):
-        cfg[f'{split}_dataloader'] = cfg[f'{split}_cfg'] = cfg[f'{split}_evaluator'] = None
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
-                                        interval=max_iters)
+    short_run(cfg, max_iters)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(by_epoch=False)
     return cfg

@@ -24,7 +24,7 @@ import epsd_mm  # noqa: F401
 from epsd_mm.analysis.publish import PUBLISHED_KEYS, plain, publish_checkpoint
 from epsd_mm.pruning import MaskSet
 from epsd_mm.utils.errors import UserError
-from tests.detection.test_transfer import demo_det_cfg, save_cls_checkpoint
+from tests.detection.test_transfer import demo_det_cfg, save_cls_checkpoint, short_run
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_INFER = osp.join(ROOT, 'configs', 'demo', 'frcnn_demo_infer.py')
@@ -107,22 +107,26 @@ def trained_detector(demo_data, tmp_path_factory):
     return runner, str(tmp / 'det' / 'iter_2.pth')
 
 
+def demo_cls_cfg(demo_data, work_dir, max_iters):
+    """The DLB demo classifier config (pruning with epsd at 0.9, DLB, SelfDistillHook) on the
+    session's small demo data, for ``max_iters`` iterations, checkpoint at the end, no
+    validation."""
+    cfg = Config.fromfile(DLB_DEMO)
+    cfg.work_dir = work_dir
+    cfg.train_dataloader.dataset.data_root = demo_data.cls_root
+    short_run(cfg, max_iters)
+    cfg.log_processor = dict(by_epoch=False)
+    return cfg
+
+
 @pytest.fixture(scope='module')
 def trained_classifier(demo_data, tmp_path_factory):
     """``(runner, checkpoint)``: the DLB demo classifier (SDImageClassifier, PruningHook with
     the random criterion, SelfDistillHook) after 2 iterations, and its Runner checkpoint."""
     tmp = tmp_path_factory.mktemp('publish_cls')
-    cfg = Config.fromfile(DLB_DEMO)
-    cfg.work_dir = str(tmp / 'cls')
+    cfg = demo_cls_cfg(demo_data, str(tmp / 'cls'), max_iters=2)
     cfg.custom_hooks[0].criterion = dict(type='random')
-    cfg.train_dataloader.dataset.data_root = demo_data.cls_root
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=10 ** 6)
-    for split in ('val', 'test'):
-        cfg[f'{split}_dataloader'] = cfg[f'{split}_cfg'] = cfg[f'{split}_evaluator'] = None
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=2)
-    cfg.log_processor = dict(by_epoch=False)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner, str(tmp / 'cls' / 'iter_2.pth')

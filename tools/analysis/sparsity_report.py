@@ -38,7 +38,8 @@ def run(args):
           f'{target}, sparsity {masks.sparsity:.4f}\n')
     print(format_table(masks))
     if args.out:
-        json_path, png_path = write_reports(masks, args.out)
+        json_path, png_path = write_reports(masks, args.out,
+                                            title=osp.basename(args.checkpoint))
         print(f'\nwrote {json_path}, {png_path}')
 
 
