@@ -234,3 +234,24 @@ def test_reaches_a_tool_as_one_line(voc_copy, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f'error: malformed VOC annotation {xml}') and err.count('\n') == 1
+
+
+def test_a_box_entirely_outside_its_image_is_named(voc_copy):
+    # such a box trains with loss: nan
+    data_root, xml = voc_copy
+    root = ET.parse(xml).getroot()
+    width, height = (int(root.find(f'size/{t}').text) for t in ('width', 'height'))
+    name = root.find('object/name').text
+    ymin, ymax = (root.find(f'object/bndbox/{t}').text for t in ('ymin', 'ymax'))
+
+    def shift_right(root):
+        box = root.find('object/bndbox')
+        box.find('xmin').text, box.find('xmax').text = str(width + 10), str(width + 50)
+
+    edit(xml, shift_right)
+    with pytest.raises(UserError) as e:
+        build(voc_cfg(data_root))
+    assert str(e.value) == (
+        f'malformed VOC annotation {xml}: object 1 ({name}): the box (xmin={width + 10}, '
+        f'ymin={ymin}, xmax={width + 50}, ymax={ymax}) lies entirely outside the '
+        f'{width}x{height} image (its loss would be NaN)')

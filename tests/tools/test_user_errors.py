@@ -11,6 +11,7 @@ from .helpers import (
     ROOT,
     checkpoint_variant,
     data_options,
+    error_in_process,
     resume_error,
     run_tool,
     tool_error,
@@ -117,3 +118,47 @@ def test_a_user_error_on_one_of_two_ranks_is_one_line(demo_data, tmp_path):
     assert proc.stderr.splitlines() == [
         "error: prunable.exclude holds '*abc', which is not a regular expression (nothing to "
         'repeat at position 0); e.g. exclude=(r"^head\\.", ) keeps the head dense']
+
+
+CONFIG_ERRORS = {
+    'name': ('x = undefined_name + 1\n',
+             "cannot be run: name 'undefined_name' is not defined (define it in the config or "
+             'in a _base_ it inherits from)'),
+    'syntax': ('x = (1,\n', 'is not valid Python: '),
+    'base': ("_base_ = ['./nowhere.py']\n",
+             'inherits from a file that does not exist: {dir}/./nowhere.py (fix its _base_ '
+             'entry)'),
+}
+
+
+@pytest.mark.parametrize('tool', ['train', 'test', 'prune', 'analysis/get_flops'])
+@pytest.mark.parametrize('kind', sorted(CONFIG_ERRORS))
+def test_every_tool_names_a_broken_config(tmp_path, capsys, tool, kind):
+    text, problem = CONFIG_ERRORS[kind]
+    config = tmp_path / f'{kind}.py'
+    config.write_text(text)
+    ckpt = str(tmp_path / 'c.pth')
+    torch.save({'state_dict': {}}, ckpt)
+    args = [str(config), ckpt] if tool == 'test' else [str(config)]
+    if tool != 'analysis/get_flops':
+        args += ['--work-dir', str(tmp_path / 'w')]
+    last = error_in_process(capsys, tool, *args)
+    assert last.startswith(f'error: config {config} {problem.format(dir=tmp_path)}')
+
+
+@pytest.mark.parametrize('tool', ['train', 'test', 'prune'])
+def test_a_work_dir_that_is_a_file_fails_before_any_work(demo_data, trained, tmp_path,
+                                                         capsys, tool):
+    work = tmp_path / 'taken'
+    work.write_text('')
+    args = [DEMO, trained] if tool == 'test' else [DEMO]
+    assert error_in_process(capsys, tool, *args, '--work-dir', str(work),
+                            *data_options(demo_data.cls_root)) == (
+        f'error: the work dir {work} is a file, not a directory; give --work-dir another path')
+
+
+def test_get_flops_refuses_an_impossible_shape(capsys):
+    assert error_in_process(capsys, 'analysis/get_flops', DEMO, '--shape', '100000',
+                            '100000') == (
+        'error: --shape 100000 100000 is larger than 8192 pixels a side, which would not fit '
+        'in memory; give a realistic input size, e.g. --shape 224 224')
