@@ -15,6 +15,7 @@ from mmdet.registry import DATASETS
 from mmengine.fileio import exists, get_local_path, isdir
 
 from ..utils.errors import UserError
+from .image_errors import NamesUnreadableImages
 
 _COORDS = ('xmin', 'ymin', 'xmax', 'ymax')
 
@@ -113,7 +114,7 @@ def validate_voc_annotation(root, classes):
 
 
 @DATASETS.register_module()
-class CheckedVOCDataset(VOCDataset):
+class CheckedVOCDataset(NamesUnreadableImages, VOCDataset):
     """mmdet's ``VOCDataset`` with clear errors for missing files and malformed annotations.
 
     Before mmdet parses an annotation, it is checked; a problem raises :class:`UserError`

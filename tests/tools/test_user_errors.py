@@ -162,3 +162,19 @@ def test_get_flops_refuses_an_impossible_shape(capsys):
                             '100000') == (
         'error: --shape 100000 100000 is larger than 8192 pixels a side, which would not fit '
         'in memory; give a realistic input size, e.g. --shape 224 224')
+
+
+def test_a_corrupt_image_is_named(demo_data, tmp_path):
+    import shutil
+    root = str(tmp_path / 'cls')
+    shutil.copytree(demo_data.cls_root, root)
+    folder = osp.join(root, 'train', sorted(os.listdir(osp.join(root, 'train')))[0])
+    broken = osp.join(folder, sorted(os.listdir(folder))[0])
+    open(broken, 'wb').write(b'not an image at all' * 10)
+    # read in dataloader workers, as the demo config does: the message crosses the process
+    proc = run_tool('train', DEMO, '--work-dir', str(tmp_path / 'w'),
+                    *data_options(root, 'train_cfg.max_epochs=1',
+                                  'train_dataloader.num_workers=1'))
+    assert tool_error(proc) == (
+        f'error: cannot read image {broken}: it is damaged, truncated or not an image (failed '
+        f'to load image: {broken}); replace it or remove it from the dataset')
