@@ -108,7 +108,15 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
               f'{sparsity}, scope {scope}', logger=logger)
     start = time.perf_counter()
     with preserved_state(model, score_mode):
-        scores = crit.score(model, params, batches, sparsity, scope)
+        try:
+            scores = crit.score(model, params, batches, sparsity, scope)
+        except ValueError as e:
+            if 'Expected more than 1 value per channel' not in str(e):
+                raise
+            raise UserError(
+                f'pruning: a scoring batch holds a single sample, and BatchNorm in train mode '
+                f'needs at least 2 ({e}); use a training set of 2 or more images and a batch '
+                "size of at least 2, or score_mode='eval'") from None
     masks, info = select_masks(scores, sparsity, scope, min_kept_per_layer)
     result = MaskSet(masks, method=crit.name, target_sparsity=sparsity,
                      extra=dict(scope=scope, rescued=info['rescued'],

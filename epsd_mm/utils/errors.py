@@ -69,5 +69,7 @@ def report_and_exit(error):
             pass  # another rank's line is there already
         sys.stdout.flush()
         os._exit(2)
+    if sys.stdout.isatty():
+        print(flush=True)  # end a progress bar's line, so that the error starts its own
     print(message, file=sys.stderr, flush=True)
     sys.exit(2)

@@ -178,3 +178,29 @@ def test_a_corrupt_image_is_named(demo_data, tmp_path):
     assert tool_error(proc) == (
         f'error: cannot read image {broken}: it is damaged, truncated or not an image (failed '
         f'to load image: {broken}); replace it or remove it from the dataset')
+
+
+def test_a_one_image_training_set_is_one_line_before_any_output(tmp_path, capsys):
+    from PIL import Image
+    for split in ('train', 'val'):
+        os.makedirs(tmp_path / 'one' / split / 'a')
+        Image.new('RGB', (32, 32), (90, 120, 150)).save(tmp_path / 'one' / split / 'a' / 'x.png')
+    work = tmp_path / 'w'
+    last = error_in_process(capsys, 'prune', DEMO, '--work-dir', str(work),
+                            *data_options(str(tmp_path / 'one')))
+    assert last == (
+        'error: pruning: a scoring batch holds a single sample, and BatchNorm in train mode '
+        'needs at least 2 (Expected more than 1 value per channel when training, got input '
+        "size torch.Size([1, 128, 1, 1])); use a training set of 2 or more images and a batch "
+        "size of at least 2, or score_mode='eval'")
+    assert os.listdir(work) == []
+
+
+def test_test_checks_the_place_of_out_before_evaluating(demo_data, trained, tmp_path, capsys):
+    taken = tmp_path / 'taken'
+    taken.write_text('')
+    out = taken / 'results.pkl'
+    assert error_in_process(capsys, 'test', DEMO, trained, '--out', str(out), '--work-dir',
+                            str(tmp_path / 't'), *data_options(demo_data.cls_root)) == (
+        f'error: the directory of --out {taken} is a file, not a directory; give --out '
+        'another path')
