@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..utils.errors import UserError
 from .demo import SHAPES, render_classification_image
+from .image_errors import NamesUnreadableImages
 
 
 def _missing(what, path, hint=None):
@@ -184,12 +185,13 @@ class TinyImageNet(BaseDataset):
 
 
 @DATASETS.register_module()
-class CheckedCustomDataset(CustomDataset):
+class CheckedCustomDataset(NamesUnreadableImages, CustomDataset):
     """mmpretrain's ``CustomDataset`` that names a missing path instead of failing later.
 
     A missing ``data_root``, annotation file or image folder raises :class:`UserError` with
     the path and, if given, ``missing_hint`` (e.g. the command that creates the demo data);
-    everything else is ``CustomDataset``'s.
+    so does an image that cannot be decoded, naming it; everything else is
+    ``CustomDataset``'s.
 
     Args:
         missing_hint (str, optional): Appended to the message about a missing path.

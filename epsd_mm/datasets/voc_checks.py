@@ -15,6 +15,7 @@ from mmdet.registry import DATASETS
 from mmengine.fileio import exists, get_local_path, isdir
 
 from ..utils.errors import UserError
+from .image_errors import NamesUnreadableImages
 
 _COORDS = ('xmin', 'ymin', 'xmax', 'ymax')
 
@@ -113,7 +114,7 @@ def validate_voc_annotation(root, classes):
 
 
 @DATASETS.register_module()
-class CheckedVOCDataset(VOCDataset):
+class CheckedVOCDataset(NamesUnreadableImages, VOCDataset):
     """mmdet's ``VOCDataset`` with clear errors for missing files and malformed annotations.
 
     Before mmdet parses an annotation, it is checked; a problem raises :class:`UserError`
@@ -152,7 +153,24 @@ class CheckedVOCDataset(VOCDataset):
         if self.data_root:
             self._require(self.data_root, 'VOC data_root', directory=True)
         self._require(self.ann_file, 'VOC image-set file (ann_file)')
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        if not data_list:
+            raise UserError(f'the VOC image-set file {self.ann_file} lists no image; list one '
+                            'image id per line (e.g. 000005)')
+        return data_list
+
+    def filter_data(self):
+        kept = super().filter_data()
+        if not kept and self.data_list and self.filter_cfg and \
+                self.filter_cfg.get('filter_empty_gt'):
+            classes = ', '.join(self._metainfo['classes'])
+            min_size = self.filter_cfg.get('min_size', 0)
+            raise UserError(
+                f'none of the {len(self.data_list)} images listed in {self.ann_file} is kept: '
+                f'none has an object of this dataset\'s classes ({classes}) or all are '
+                f'smaller than filter_cfg.min_size={min_size}; check the <name> of the objects '
+                'in the annotations, or the classes in metainfo')
+        return kept
 
     def parse_data_info(self, img_info):
         xml_path = img_info['xml_path']

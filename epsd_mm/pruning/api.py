@@ -188,7 +188,15 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
     start = time.perf_counter()
     try:
         with preserved_state(model, score_mode):
-            scores = crit.score(model, params, batches, sparsity, scope)
+            try:
+                scores = crit.score(model, params, batches, sparsity, scope)
+            except ValueError as e:
+                if 'Expected more than 1 value per channel' not in str(e):
+                    raise
+                raise UserError(
+                    f'pruning: a scoring batch holds a single sample, and BatchNorm in train '
+                    f'mode needs at least 2 ({e}); use a training set of 2 or more images and a '
+                    "batch size of at least 2, or score_mode='eval'") from None
     finally:
         if need:
             batches.close()

@@ -13,6 +13,7 @@ import datetime
 import importlib
 import os
 import os.path as osp
+import re
 import sys
 from typing import NamedTuple
 
@@ -391,10 +392,10 @@ def _recording_type_switches(found, source=None):
 
 
 def load_config(path, cfg_options=None):
-    r"""``Config.fromfile(path)`` merged with ``cfg_options``; a missing or unparsable config
-    file raises :class:`UserError` instead of a traceback. Then every check of
-    :data:`CONFIG_CHECKS` runs, with the :class:`TypeSwitch` entries that inheritance and
-    ``cfg_options`` made.
+    r"""``Config.fromfile(path)`` merged with ``cfg_options``; a missing config file, one with a
+    syntax error or an undefined name, or a missing ``_base_`` file raises :class:`UserError`
+    instead of a traceback. Then every check of :data:`CONFIG_CHECKS` runs, with the
+    :class:`TypeSwitch` entries that inheritance and ``cfg_options`` made.
 
     Args:
         path (str): The config file.
@@ -412,6 +413,14 @@ def load_config(path, cfg_options=None):
             cfg = Config.fromfile(path)
     except SyntaxError as e:
         raise UserError(f'config {path} is not valid Python: {e}') from None
+    except NameError as e:  # the config's code, run by mmengine, uses an undefined name
+        raise UserError(f'config {path} cannot be run: {e} (define it in the config or in a '
+                        '_base_ it inherits from)') from None
+    except FileNotFoundError as e:  # a _base_ file that is not there
+        found = re.search(r'"(.+)" does not exist', str(e))  # mmengine's own message
+        missing = e.filename or (found.group(1) if found else str(e))
+        raise UserError(f'config {path} inherits from a file that does not exist: {missing} '
+                        '(fix its _base_ entry)') from None
     if cfg_options:
         with _recording_type_switches(switches, '--cfg-options'):
             cfg.merge_from_dict(cfg_options)

@@ -39,6 +39,17 @@ def cli_main(main):
     return wrapper
 
 
+def _own_message(error):
+    """The message of ``error``; for one re-raised by a torch DataLoader worker ("Caught
+    UserError in DataLoader worker process 0. Original Traceback ..."), the original one."""
+    text = str(error)
+    if 'Original Traceback' in text:
+        last = text.rstrip().splitlines()[-1]
+        if 'UserError: ' in last:
+            return last.split('UserError: ', 1)[1]
+    return text
+
+
 def report_and_exit(error):
     """Print ``error: <error>`` on stderr and exit with status 2.
 
@@ -47,7 +58,7 @@ def report_and_exit(error):
     to print once, and leaves at once with ``os._exit``: the other ranks may be waiting in a
     collective, and the script ends the launch as torchrun stops them.
     """
-    message = f'error: {error}'
+    message = f'error: {_own_message(error)}'
     target = os.environ.get('EPSD_ERROR_FILE')
     if target and int(os.environ.get('WORLD_SIZE', '1')) > 1:
         try:
@@ -58,5 +69,7 @@ def report_and_exit(error):
             pass  # another rank's line is there already
         sys.stdout.flush()
         os._exit(2)
+    if sys.stdout.isatty():
+        print(flush=True)  # end a progress bar's line, so that the error starts its own
     print(message, file=sys.stderr, flush=True)
     sys.exit(2)

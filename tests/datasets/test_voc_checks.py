@@ -234,3 +234,54 @@ def test_reaches_a_tool_as_one_line(voc_copy, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f'error: malformed VOC annotation {xml}') and err.count('\n') == 1
+
+
+def test_a_box_entirely_outside_its_image_is_named(voc_copy):
+    # such a box trains with loss: nan
+    data_root, xml = voc_copy
+    root = ET.parse(xml).getroot()
+    width, height = (int(root.find(f'size/{t}').text) for t in ('width', 'height'))
+    name = root.find('object/name').text
+    ymin, ymax = (root.find(f'object/bndbox/{t}').text for t in ('ymin', 'ymax'))
+
+    def shift_right(root):
+        box = root.find('object/bndbox')
+        box.find('xmin').text, box.find('xmax').text = str(width + 10), str(width + 50)
+
+    edit(xml, shift_right)
+    with pytest.raises(UserError) as e:
+        build(voc_cfg(data_root))
+    assert str(e.value) == (
+        f'malformed VOC annotation {xml}: object 1 ({name}): the box (xmin={width + 10}, '
+        f'ymin={ymin}, xmax={width + 50}, ymax={ymax}) lies entirely outside the '
+        f'{width}x{height} image (its loss would be NaN)')
+
+
+def test_an_empty_image_set_file_is_named(voc_copy):
+    data_root, _ = voc_copy
+    ann = osp.join(data_root, 'VOC2007', 'ImageSets', 'Main', 'trainval.txt')
+    open(ann, 'w').close()
+    with pytest.raises(UserError) as e:
+        build(voc_cfg(data_root))
+    assert str(e.value) == (f'the VOC image-set file {ann} lists no image; list one image id '
+                            'per line (e.g. 000005)')
+
+
+def test_a_set_whose_objects_are_all_of_unknown_classes_is_named(voc_copy):
+    data_root, _ = voc_copy
+    ann = osp.join(data_root, 'VOC2007', 'ImageSets', 'Main', 'trainval.txt')
+    ids = open(ann).read().split()
+
+    def unknown_classes(root):
+        for obj in root.findall('object'):
+            obj.find('name').text = 'unicorn'
+
+    for img_id in ids:
+        edit(osp.join(data_root, 'VOC2007', 'Annotations', f'{img_id}.xml'), unknown_classes)
+    with pytest.raises(UserError) as e:
+        build(voc_cfg(data_root, filter_cfg=dict(filter_empty_gt=True, min_size=32)))
+    assert str(e.value) == (
+        f'none of the {len(ids)} images listed in {ann} is kept: none has an object of this '
+        f"dataset's classes ({', '.join(DEMO_CLASSES)}) or all are smaller than "
+        'filter_cfg.min_size=32; check the <name> of the objects in the annotations, or the '
+        'classes in metainfo')

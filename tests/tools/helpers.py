@@ -52,3 +52,24 @@ def resume_error(demo_data, checkpoint, work):
     """The `error:` line of a two-epoch demo run resumed from ``checkpoint``."""
     return tool_error(run_tool('train', DEMO, '--work-dir', str(work), '--resume', checkpoint,
                                *data_options(demo_data.cls_root, 'train_cfg.max_epochs=2')))
+
+
+def tool_module(name):
+    """Import ``tools/<name>.py`` as a module (its ``main(argv)`` runs the tool in-process)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'epsd_tool_' + name.replace('/', '_'), osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def error_in_process(capsys, name, *args):
+    """Run tool ``name`` in this process; return its one `error:` line (it must exit 2)."""
+    import pytest
+    with pytest.raises(SystemExit) as exit_info:
+        tool_module(name).main(list(args))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-3000:]
+    assert 'Traceback' not in err
+    return err.strip().splitlines()[-1]

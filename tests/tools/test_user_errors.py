@@ -11,6 +11,7 @@ from .helpers import (
     ROOT,
     checkpoint_variant,
     data_options,
+    error_in_process,
     resume_error,
     run_tool,
     tool_error,
@@ -117,3 +118,89 @@ def test_a_user_error_on_one_of_two_ranks_is_one_line(demo_data, tmp_path):
     assert proc.stderr.splitlines() == [
         "error: prunable.exclude holds '*abc', which is not a regular expression (nothing to "
         'repeat at position 0); e.g. exclude=(r"^head\\.", ) keeps the head dense']
+
+
+CONFIG_ERRORS = {
+    'name': ('x = undefined_name + 1\n',
+             "cannot be run: name 'undefined_name' is not defined (define it in the config or "
+             'in a _base_ it inherits from)'),
+    'syntax': ('x = (1,\n', 'is not valid Python: '),
+    'base': ("_base_ = ['./nowhere.py']\n",
+             'inherits from a file that does not exist: {dir}/./nowhere.py (fix its _base_ '
+             'entry)'),
+}
+
+
+@pytest.mark.parametrize('tool', ['train', 'test', 'prune', 'analysis/get_flops'])
+@pytest.mark.parametrize('kind', sorted(CONFIG_ERRORS))
+def test_every_tool_names_a_broken_config(tmp_path, capsys, tool, kind):
+    text, problem = CONFIG_ERRORS[kind]
+    config = tmp_path / f'{kind}.py'
+    config.write_text(text)
+    ckpt = str(tmp_path / 'c.pth')
+    torch.save({'state_dict': {}}, ckpt)
+    args = [str(config), ckpt] if tool == 'test' else [str(config)]
+    if tool != 'analysis/get_flops':
+        args += ['--work-dir', str(tmp_path / 'w')]
+    last = error_in_process(capsys, tool, *args)
+    assert last.startswith(f'error: config {config} {problem.format(dir=tmp_path)}')
+
+
+@pytest.mark.parametrize('tool', ['train', 'test', 'prune'])
+def test_a_work_dir_that_is_a_file_fails_before_any_work(demo_data, trained, tmp_path,
+                                                         capsys, tool):
+    work = tmp_path / 'taken'
+    work.write_text('')
+    args = [DEMO, trained] if tool == 'test' else [DEMO]
+    assert error_in_process(capsys, tool, *args, '--work-dir', str(work),
+                            *data_options(demo_data.cls_root)) == (
+        f'error: the work dir {work} is a file, not a directory; give --work-dir another path')
+
+
+def test_get_flops_refuses_an_impossible_shape(capsys):
+    assert error_in_process(capsys, 'analysis/get_flops', DEMO, '--shape', '100000',
+                            '100000') == (
+        'error: --shape 100000 100000 is larger than 8192 pixels a side, which would not fit '
+        'in memory; give a realistic input size, e.g. --shape 224 224')
+
+
+def test_a_corrupt_image_is_named(demo_data, tmp_path):
+    import shutil
+    root = str(tmp_path / 'cls')
+    shutil.copytree(demo_data.cls_root, root)
+    folder = osp.join(root, 'train', sorted(os.listdir(osp.join(root, 'train')))[0])
+    broken = osp.join(folder, sorted(os.listdir(folder))[0])
+    open(broken, 'wb').write(b'not an image at all' * 10)
+    # read in dataloader workers, as the demo config does: the message crosses the process
+    proc = run_tool('train', DEMO, '--work-dir', str(tmp_path / 'w'),
+                    *data_options(root, 'train_cfg.max_epochs=1',
+                                  'train_dataloader.num_workers=1'))
+    assert tool_error(proc) == (
+        f'error: cannot read image {broken}: it is damaged, truncated or not an image (failed '
+        f'to load image: {broken}); replace it or remove it from the dataset')
+
+
+def test_a_one_image_training_set_is_one_line_before_any_output(tmp_path, capsys):
+    from PIL import Image
+    for split in ('train', 'val'):
+        os.makedirs(tmp_path / 'one' / split / 'a')
+        Image.new('RGB', (32, 32), (90, 120, 150)).save(tmp_path / 'one' / split / 'a' / 'x.png')
+    work = tmp_path / 'w'
+    last = error_in_process(capsys, 'prune', DEMO, '--work-dir', str(work),
+                            *data_options(str(tmp_path / 'one')))
+    assert last == (
+        'error: pruning: a scoring batch holds a single sample, and BatchNorm in train mode '
+        'needs at least 2 (Expected more than 1 value per channel when training, got input '
+        "size torch.Size([1, 128, 1, 1])); use a training set of 2 or more images and a batch "
+        "size of at least 2, or score_mode='eval'")
+    assert os.listdir(work) == []
+
+
+def test_test_checks_the_place_of_out_before_evaluating(demo_data, trained, tmp_path, capsys):
+    taken = tmp_path / 'taken'
+    taken.write_text('')
+    out = taken / 'results.pkl'
+    assert error_in_process(capsys, 'test', DEMO, trained, '--out', str(out), '--work-dir',
+                            str(tmp_path / 't'), *data_options(demo_data.cls_root)) == (
+        f'error: the directory of --out {taken} is a file, not a directory; give --out '
+        'another path')

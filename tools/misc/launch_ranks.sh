@@ -22,6 +22,7 @@ launch_ranks() {
     status=$?
     set -e
     if [ -s "$LAUNCH_RUN_DIR/error" ]; then
+        if [ -t 1 ]; then echo; fi  # end a progress bar's line on a terminal
         cat "$LAUNCH_RUN_DIR/error" >&2
         status=2
     else
