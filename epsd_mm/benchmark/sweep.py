@@ -320,7 +320,7 @@ def finished_runs(ctx, phase='sweep'):
     return found
 
 
-def execute(specs, ctx, jobs=1, title='runs', resume=False):
+def execute(specs, ctx, jobs=1, title='runs', resume=False, run_missing=True):
     """Run ``specs`` in forked processes, ``jobs`` at a time; return their results in order.
 
     Args:
@@ -331,6 +331,8 @@ def execute(specs, ctx, jobs=1, title='runs', resume=False):
         title (str): name of the phase in the progress lines.
         resume (bool): reuse the result of a run found in the result directory when it was
             made for the same run and setting (an interrupted sweep). Defaults to False.
+        run_missing (bool): run the specs without a reusable result; False returns only the
+            reused results (a report of what an interrupted sweep finished). Defaults to True.
     """
     for d in (ctx['scratch'], ctx['log_dir'], ctx['result_dir']):
         os.makedirs(d, exist_ok=True)
@@ -345,6 +347,11 @@ def execute(specs, ctx, jobs=1, title='runs', resume=False):
             results[spec.key] = dict(found, reused=True)
     if results:
         print_log(f'[{title}] reusing {len(results)} finished runs', logger='current')
+    if not run_missing:
+        if pending:
+            print_log(f'[{title}] {len(pending)} planned runs are not finished and are left '
+                      f'out: {", ".join(s.key for s in pending)}', logger='current')
+        return [results[s.key] for s in specs if s.key in results]
     running = {}  # sentinel -> (process, spec, start time)
     start = time.perf_counter()
     try:
@@ -465,7 +472,7 @@ def _grid_of(runs, grid):
 
 def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=3,
                   cost_iters=0, warmup=5, ab_block=4, keep_work_dirs=False, resume=False,
-                  dense=True, cost=True, order='seed', command=''):
+                  dense=True, cost=True, order='seed', report_only=False, command=''):
     """Prepare the data, run the accuracy sweep and the cost phase, write the outputs.
 
     Args:
@@ -493,6 +500,8 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
         cost (bool): run the cost phase. Defaults to True.
         order (str): the order of the accuracy runs (:func:`plan_sweep`). Defaults to
             ``'seed'``.
+        report_only (bool): run nothing; report the finished runs of the plan found in
+            ``out_dir`` (implies ``resume``). Defaults to False.
         command (str): the command line, recorded in the outputs.
 
     Returns:
@@ -505,6 +514,8 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
     from ..registry import CRITERIA, build_checked
     from .configs import SD_METHODS
     from .report import evaluate_targets, summarize_cost, write_outputs
+
+    resume = resume or report_only
 
     torch.set_num_threads(1)
     startup_cpu = time.process_time()  # this process so far: interpreter and imports
@@ -525,7 +536,8 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
                                ab_block=ab_block, iters=cost_iters)
         print_log(f'benchmark: cost phase, {len(cost_specs)} runs one at a time',
                   logger='current')
-        cost_runs = execute(cost_specs, ctx, jobs=1, title='cost', resume=resume)
+        cost_runs = execute(cost_specs, ctx, jobs=1, title='cost', resume=resume,
+                            run_missing=not report_only)
         if resume:
             planned = {r['key'] for r in cost_runs}
             seen = {r['method'] for r in cost_runs}
@@ -541,13 +553,14 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
               f'{", ".join(sd for sd, _, _ in grid)}{" + dense" if dense else ""}, x '
               f'{len(seeds)} seeds), {jobs} at a time; logs in {ctx["log_dir"]}',
               logger='current')
-    runs = execute(sweep, ctx, jobs=jobs, title='accuracy', resume=resume)
+    runs = execute(sweep, ctx, jobs=jobs, title='accuracy', resume=resume,
+                   run_missing=not report_only)
     sweep_seconds = time.perf_counter() - start - cost_seconds
     if resume:  # rows of earlier invocations with the same setting and seeds
         planned = {r['key'] for r in runs}
         runs += [dict(r, reused=True, merged=True) for r in finished_runs(ctx)
                  if r['key'] not in planned and r['seed'] in seeds]
-    if not keep_work_dirs:
+    if not keep_work_dirs and not report_only:  # another invocation may be running there
         shutil.rmtree(ctx['scratch'], ignore_errors=True)
     epsd = build_checked(CRITERIA, 'epsd', 'pruning criterion')
     full_grid = _grid_of(runs, grid)
@@ -572,7 +585,8 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
         code_version=ctx['code_version'],
         runs=runs,
         cost_runs=[{k: v for k, v in r.items() if not k.endswith('_all')} for r in cost_runs],
-        cost=summarize_cost(cost_runs, cost_methods, epsd.inner_steps) if cost_runs else None,
+        cost=summarize_cost(cost_runs, cost_methods, epsd.inner_steps)
+        if any(r['method'] != 'dense' for r in cost_runs) else None,
     )
     sweep_cpu = sum(r['cpu_seconds'] for r in runs if not r.get('reused'))
     cost_cpu = sum(r['cpu_seconds'] for r in cost_runs if not r.get('reused'))
@@ -592,12 +606,36 @@ def run_benchmark(out_dir, data_root, grid, seeds, setting, jobs=2, cost_epochs=
         fresh_runs=len(fresh),
         run_wall_seconds=_stats([r['train_seconds'] + r['test_seconds'] for r in fresh]),
         run_cpu_seconds=_stats([r['cpu_seconds'] for r in fresh]),
-        reused_runs=sum(1 for r in runs + cost_runs if r.get('reused')))
+        reused_runs=sum(1 for r in runs + cost_runs if r.get('reused')),
+        planned_runs=len(sweep), missing_runs=[s.key for s in sweep
+                                               if s.key not in {r['key'] for r in runs}],
+        full_sweep_idle_estimate_seconds=_full_sweep_estimate(sweep, runs, cost_runs, jobs))
     doc['targets'] = evaluate_targets(doc)
     paths = write_outputs(doc, out_dir)
     print_log(f'benchmark: done in {doc["timing"]["wall_seconds"] / 60:.1f} min; '
               f'{paths["md"]}, {paths["json"]}, {paths["png"]}', logger='current')
     return doc
+
+
+def _full_sweep_estimate(sweep, runs, cost_runs, jobs):
+    """Wall seconds of the whole planned sweep and its cost phase on ``jobs`` idle cores, from
+    the CPU time of the finished runs (fresh or reused): a missing run counts as the mean of the
+    finished runs with its SD method and kind (dense or pruned), else of all finished runs."""
+    done = {r['key']: r for r in runs}
+    if not done:
+        return None
+    groups = {}
+    for r in done.values():
+        groups.setdefault((r['sd'], r['method'] == 'dense'), []).append(r['cpu_seconds'])
+    overall = statistics.fmean(r['cpu_seconds'] for r in done.values())
+    total = 0.0
+    for spec in sweep:
+        if spec.key in done:
+            total += done[spec.key]['cpu_seconds']
+        else:
+            group = groups.get((spec.sd, spec.method == 'dense'))
+            total += statistics.fmean(group) if group else overall
+    return total / jobs + sum(r['cpu_seconds'] for r in cost_runs)
 
 
 def _stats(values):

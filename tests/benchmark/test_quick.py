@@ -45,7 +45,8 @@ def test_quick_writes_the_schema_and_every_file(tmp_path):
     assert ab['iterations_on'] > 0 and ab['iterations_off'] > 0
     assert 0 < ab['hook_seconds'] < ab['off_seconds']  # the mask hooks were bracketed
     statuses = {t['name']: t['status'] for t in doc['targets']}
-    assert len(statuses) == 5 and set(statuses.values()) <= {'PASS', 'MISS', 'NOT RUN'}
+    # EPSD - SNIP at 0.98 and 0.99, EPSD vs ProsPr at 0.98, the sweep time, masking, EPSD cost
+    assert len(statuses) == 6 and set(statuses.values()) <= {'PASS', 'MISS', 'NOT RUN'}
     md = (out / 'results.md').read_text()
     assert '| epsd + DLB |' in md and '| snip + DLB |' in md and 'masking overhead' in md
     # the dataset: the 360 test PNGs of the fixed split, marker last

@@ -257,10 +257,24 @@ def test_epsd_plus_is_epsd_with_its_documented_settings():
     from epsd_mm.registry import CRITERIA
     plus = CRITERIA.build(dict(type='epsd_plus'))
     assert isinstance(plus, EPSD) and plus.name == 'epsd_plus'
-    same = EPSD(layer_budget='erk')
+    same = EPSD(layer_budget='erk', rounds=5)
     assert {k: v for k, v in vars(plus).items()} == {k: v for k, v in vars(same).items()}
-    model = tiny_classifier(sd=dict(type='CSKD', loss_weight=1.0))
-    a = _score(plus, model)
-    b = _score(same, model)
+    # rounds mask the model's weights in place (compute_masks restores them): fresh models
+    a = _score(plus, tiny_classifier(sd=dict(type='CSKD', loss_weight=1.0)))
+    b = _score(same, tiny_classifier(sd=dict(type='CSKD', loss_weight=1.0)))
     for n in a:
         assert torch.equal(a[n], b[n]), n
+
+
+def test_epsd_plus_through_compute_masks_leaves_the_model_exactly_as_found():
+    # its rounds mask the weights in place; compute_masks must restore them
+    model = tiny_classifier(sd=dict(type='CSKD', loss_weight=1.0))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    loader = [dict(inputs=list(batch(k)[0].mul(40).add(128).clamp(0, 255).byte()),
+                   data_samples=batch(k)[1]) for k in range(4)]
+    masks = compute_masks(model, loader, 'epsd_plus', 0.9, show_progress=False,
+                          min_kept_per_layer=1)
+    assert masks.method == 'epsd_plus' and abs(masks.sparsity - 0.9) < 2e-3
+    after = model.state_dict()
+    for k, v in state.items():
+        assert torch.equal(after[k], v), k

@@ -122,6 +122,9 @@ def parse_args(argv=None):
                         'short has every configuration for its first seeds) or targets first '
                         '(dense and snip/prospr/epsd at 0.98 and 0.99, DLB before CS-KD and '
                         'PS-KD, each seed-major; a sweep cut short has those for every seed)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='run nothing: write the report of the finished runs of this plan '
+                        'found in --out (an interrupted sweep; implies --resume)')
     parser.add_argument('--keep-work-dirs', action='store_true',
                         help="keep each run's Runner work_dir (masks.pth, sparsity reports)")
     return parser.parse_args(argv)
@@ -230,7 +233,7 @@ def main(argv=None):
             cost_epochs=args.cost_epochs, cost_iters=args.cost_iters,
             keep_work_dirs=args.keep_work_dirs, resume=args.resume,
             dense=not args.skip_dense, cost=not args.no_cost, order=args.order,
-            command=command)
+            report_only=args.report_only, command=command)
     except KeyboardInterrupt:
         print(f'interrupted; the finished runs are in {osp.join(args.out, "runs")}: run again '
               'with --resume to reuse them', file=sys.stderr)
