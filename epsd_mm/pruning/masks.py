@@ -59,6 +59,15 @@ class MaskSet:
     def items(self):
         return self.masks.items()
 
+    def jaccard(self, other):
+        """Overlap of the kept entries with another mask set of the same parameters: kept by
+        both / kept by either, over all tensors (1.0 when neither keeps anything)."""
+        inter = union = 0
+        for name in self.names():
+            inter += int((self[name] & other[name]).sum())
+            union += int((self[name] | other[name]).sum())
+        return inter / union if union else 1.0
+
     def select(self, keep):
         """The masks whose names satisfy ``keep(name)``, in order, with this set's method,
         target sparsity and extra info."""

@@ -116,3 +116,13 @@ def test_select_keeps_order_masks_and_metadata():
     assert (sub.method, sub.target_sparsity, sub.extra) == ('epsd', 0.5, dict(scope='global'))
     assert sub.numel == 5 and sub.kept == 3
     assert len(masks) == 3  # the original is untouched
+
+
+def test_jaccard_is_kept_by_both_over_kept_by_either():
+    a = MaskSet({'x': torch.tensor([True, True, False, False]), 'y': torch.tensor([True])})
+    b = MaskSet({'x': torch.tensor([True, False, True, False]), 'y': torch.tensor([True])})
+    # both: x[0], y[0] = 2; either: x[0], x[1], x[2], y[0] = 4
+    assert a.jaccard(b) == b.jaccard(a) == 0.5
+    assert a.jaccard(a) == 1.0
+    none = MaskSet({'x': torch.zeros(4, dtype=torch.bool), 'y': torch.zeros(1, dtype=torch.bool)})
+    assert none.jaccard(none) == 1.0

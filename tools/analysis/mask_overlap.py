@@ -25,15 +25,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def jaccard(a, b):
-    """Kept by both / kept by either, over all tensors of two :class:`MaskSet` s."""
-    inter = union = 0
-    for name in a.names():
-        inter += int((a[name] & b[name]).sum())
-        union += int((a[name] | b[name]).sum())
-    return inter / union if union else 1.0
-
-
 def main(argv=None):
     args = parse_args(argv)
     from epsd_mm.utils.errors import cli_main
@@ -57,7 +48,7 @@ def run(args):
         if masks[label].names() != names:
             raise UserError(f'the masks of {label!r} cover other tensors than those of '
                             f'{labels[0]!r}: compare masks of the same model')
-    overlap = {a: {b: jaccard(masks[a], masks[b]) for b in labels} for a in labels}
+    overlap = {a: {b: masks[a].jaccard(masks[b]) for b in labels} for a in labels}
     layers = {a: {n: float(masks[a][n].float().mean()) for n in names} for a in labels}
     lines = ['| overlap | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
     lines += [f'| {a} | ' + ' | '.join(f'{overlap[a][b]:.3f}' for b in labels) + ' |'

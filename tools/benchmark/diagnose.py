@@ -87,14 +87,6 @@ def _masks_of(setting, data, work_dir, seed, sd, method, sparsity):
     return hook.masks, calls
 
 
-def _jaccard(a, b):
-    inter = union = 0
-    for name in a.names():
-        inter += int((a[name] & b[name]).sum())
-        union += int((a[name] | b[name]).sum())
-    return inter / union if union else 1.0
-
-
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
@@ -140,7 +132,7 @@ def main(argv=None):
         table = OrderedDict()
         for a in args.methods:
             table[a] = OrderedDict(
-                (b, sum(_jaccard(masks[k, a, s], masks[k, b, s]) for k in range(args.seeds))
+                (b, sum(masks[k, a, s].jaccard(masks[k, b, s]) for k in range(args.seeds))
                  / args.seeds) for b in args.methods)
         doc['overlap'][f'{s:g}'] = table
         lines += [f'## Overlap of kept weights (Jaccard, mean over seeds) at sparsity {s:g}', '',
