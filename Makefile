@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.epsd_installed
 
-.PHONY: install demo test bench bench-digits lint clean
+.PHONY: install demo test bench bench-digits bench-scale lint clean
 .DEFAULT_GOAL := test
 
 # The stamp makes a repeated `make install` cost one dependency check; the script itself is idempotent too.
@@ -34,6 +34,9 @@ bench: install
 
 bench-digits: install
 	$(PY) tools/benchmark/run.py
+
+bench-scale: install
+	$(PY) tools/benchmark/scale.py --batches 2 4 --micro-batches 2 --inner-steps-also 1
 
 lint: install
 	$(PY) -m ruff check epsd_mm tools tests configs
