@@ -73,8 +73,9 @@ def test_progress_bar_line_ends_before_the_next_log_line(monkeypatch):
 
     out = io.StringIO()
     monkeypatch.setattr('sys.stdout', out)  # where mmengine's ProgressBar writes by default
-    counting = api._Counting(iter(range(3)), 3, True)
-    assert list(zip(range(3), counting)) == [(0, 0), (1, 1), (2, 2)]
+    batches = [(None, [0] * k) for k in (1, 2, 3)]  # (inputs, data_samples) of 1-3 samples
+    counting = api._Counting(iter(batches), 3, True)
+    assert list(counting) == batches and counting.sizes == [1, 2, 3]
     assert not out.getvalue().endswith('\n')
     counting.close()
     assert out.getvalue().endswith('s\n') and out.getvalue().count('\n') == 1
