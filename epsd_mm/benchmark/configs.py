@@ -37,8 +37,11 @@ SETTINGS = {
     'digits': dict(width=16),
     # calibrated on 2026-12-01 (README, "Fashion-MNIST benchmark"): 175 K prunable weights,
     # about 2 M multiply-adds per image, so ~130 runs of 2 epochs fit in about an hour on two
-    # cores; the validation split is held out of the training file in every mode
-    'fashion': dict(width=8, strides=(2, 2, 2, 2), train_images=10000, val_images=10000),
+    # cores; the validation split is held out of the training file in every mode. lr 0.1 was
+    # chosen on the validation split by dense + DLB (seed 0: 85.76 / 86.37 / 81.94 / 39.75 at
+    # 0.05 / 0.1 / 0.2 / 0.4), the same for every method
+    'fashion': dict(width=8, strides=(2, 2, 2, 2), lr=0.1, train_images=10000,
+                    val_images=10000),
 }
 
 

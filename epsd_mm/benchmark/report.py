@@ -163,6 +163,43 @@ DENSE_TARGET = {'fashion': 88.0}
 SWEEP_MINUTES = 60.0
 
 
+#: the baselines a recommended EPSD variant must beat (issue 12), each + the same SD
+BASELINES = ('snip', 'grasp', 'synflow', 'prospr')
+
+
+def _beyond_noise(d, gap):
+    """A paired difference that exceeds twice its per-seed standard deviation (needs 2 seeds)."""
+    return len(d['seeds']) >= 2 and d['mean'] > 2 * d['std']
+
+
+def _compare(runs, sd, sparsity, methods, cand, baselines, name, threshold, verdict,
+             listed=True):
+    """One target row: ``cand`` against the best (highest mean) of ``baselines`` at
+    ``sparsity``, PASS when ``verdict(paired_difference, mean gap)`` holds, NOT RUN when a
+    configuration is not in the sweep or has no finished run."""
+    row = dict(name=name, status='NOT RUN', value=None, threshold=threshold, detail='')
+    present = [b for b in baselines if b in methods]
+    if not listed or cand not in methods or not present:
+        return row
+    mc, sc = mean_std(top1_by(runs, cand, sd, sparsity).values())
+    means = {b: mean_std(top1_by(runs, b, sd, sparsity).values()) for b in present}
+    means = {b: v for b, v in means.items() if v[0] is not None}
+    if mc is None or not means or len(means) < len(present):
+        row['detail'] = 'no finished runs'
+        return row
+    best = max(means, key=lambda b: means[b][0])
+    mb, sb = means[best]
+    d = paired_difference(runs, cand, best, sd, sparsity)
+    gap = mc - mb
+    label = {'epsd': 'EPSD', 'snip': 'SNIP', 'prospr': 'ProsPr'}
+    a, b = label.get(cand, cand), label.get(best, best)
+    row.update(status='PASS' if verdict(d, gap) else 'MISS', value=gap,
+               detail=f'{a} {mc:.2f} ± {sc:.2f}, {b} {mb:.2f} ± {sb:.2f}; paired per-seed '
+               f'difference {d["mean"]:+.2f} ± {d["std"]:.2f}, {a} ahead in '
+               f'{d["wins"]}/{len(d["seeds"])} seeds; {_seed_noise(d)}')
+    return row
+
+
 def evaluate_targets(doc):
     """The issue's targets, each PASS, MISS or NOT RUN, with the measured value: per SD method,
     EPSD against SNIP at 0.98 and 0.99 and against ProsPr at every sparsity; the dense + DLB
@@ -173,43 +210,32 @@ def evaluate_targets(doc):
         sd, sparsities, methods = g['sd'], g['sparsities'], g['methods']
         tag = f'{sd.upper()}: '
         for s in (0.98, 0.99):
-            name = (f'{tag}EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity {s:g} (mean over '
-                    'seeds)')
-            if s not in sparsities or 'epsd' not in methods or 'snip' not in methods:
-                out.append(dict(name=name, status='NOT RUN', value=None, threshold=1.0,
-                                detail=''))
-                continue
-            me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
-            ms, ss = mean_std(top1_by(runs, 'snip', sd, s).values())
-            if me is None or ms is None:
-                out.append(dict(name=name, status='NOT RUN', value=None, threshold=1.0,
-                                detail='no finished runs'))
-                continue
-            d = paired_difference(runs, 'epsd', 'snip', sd, s)
-            out.append(dict(name=name, status='PASS' if me - ms >= 1.0 else 'MISS',
-                            value=me - ms, threshold=1.0,
-                            detail=f'EPSD {me:.2f} ± {se:.2f}, SNIP {ms:.2f} ± {ss:.2f}; '
-                            f'paired per-seed difference {d["mean"]:+.2f} ± {d["std"]:.2f}, '
-                            f'EPSD ahead in {d["wins"]}/{len(d["seeds"])} seeds'))
+            out.append(_compare(
+                runs, sd, s, methods, 'epsd', ['snip'], threshold=1.0,
+                name=f'{tag}EPSD+SD - SNIP+SD >= 1.0 top-1 point at sparsity {s:g} (mean over '
+                'seeds)', listed=s in sparsities, verdict=lambda d, gap: gap >= 1.0))
         for s in sparsities:
-            name = f'{tag}EPSD+SD vs ProsPr+SD at sparsity {s:g} (claim: EPSD higher)'
-            if 'epsd' not in methods or 'prospr' not in methods:
-                out.append(dict(name=name, status='NOT RUN', value=None, threshold=0.0,
-                                detail=''))
+            out.append(_compare(
+                runs, sd, s, methods, 'epsd', ['prospr'], threshold=0.0,
+                name=f'{tag}EPSD+SD vs ProsPr+SD at sparsity {s:g} (claim: EPSD higher)',
+                verdict=lambda d, gap: gap > 0))
+        for cand in _candidates(methods):
+            if cand == 'epsd':
                 continue
-            me, se = mean_std(top1_by(runs, 'epsd', sd, s).values())
-            mp, sp = mean_std(top1_by(runs, 'prospr', sd, s).values())
-            if me is None or mp is None:
-                out.append(dict(name=name, status='NOT RUN', value=None, threshold=0.0,
-                                detail='no finished runs'))
-                continue
-            d = paired_difference(runs, 'epsd', 'prospr', sd, s)
-            noise = _seed_noise(d)
-            out.append(dict(name=name, status='PASS' if me - mp > 0 else 'MISS',
-                            value=me - mp, threshold=0.0,
-                            detail=f'EPSD {me:.2f} ± {se:.2f}, ProsPr {mp:.2f} ± {sp:.2f}; '
-                            f'paired difference {d["mean"]:+.2f} ± {d["std"]:.2f}, EPSD ahead '
-                            f'in {d["wins"]}/{len(d["seeds"])} seeds; {noise}'))
+            present = [b for b in BASELINES if b in methods] or list(BASELINES)
+            for s in (0.99, 0.995) if sd == 'dlb' else (0.99, ):
+                out.append(_compare(
+                    runs, sd, s, methods, cand, present, threshold=0.0,
+                    name=f'{tag}{cand}+SD beats the best of {"/".join(present)} (+SD) at '
+                    f'sparsity {s:g} by more than 2 x the std of the paired difference',
+                    listed=s in sparsities, verdict=_beyond_noise))
+            if sd == 'dlb':
+                for s in (0.9, 0.98):
+                    out.append(_compare(
+                        runs, sd, s, methods, cand, ['prospr'], threshold=0.0,
+                        name=f'{tag}{cand}+SD not worse than ProsPr+SD at sparsity {s:g} '
+                        '(mean over seeds)', listed=s in sparsities,
+                        verdict=lambda d, gap: gap >= 0))
     threshold = DENSE_TARGET.get(doc.get('data'))
     if threshold is not None and doc.get('eval_split', 'test') == 'test':
         m, sdev = mean_std(top1_by(runs, 'dense', 'dlb', 0.0).values())

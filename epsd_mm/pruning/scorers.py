@@ -11,6 +11,7 @@ self-distillation switched off, the SD loss is the model's own ``loss``. No crit
 re-implements an SD method.
 """
 import contextlib
+import copy
 import functools
 import itertools
 
@@ -309,6 +310,11 @@ def loss_terms(model, inputs, data_samples, sd=False, params=None):
     return dict(ce=sum_losses(ce_keys), sd=sum_losses(sd_keys))
 
 
+#: layer budgets taken from another criterion's allocation in the same network (ProsPr's
+#: ``layer_budget``), beside the shape-only :data:`~.selection.BUDGETS`
+MODEL_BUDGETS = ('synflow', )
+
+
 @CRITERIA.register_module(name='prospr')
 class ProsPr(BaseCriterion):
     """ProsPr (Alizadeh et al., ICLR 2022): the meta-gradient of the loss after a few training
@@ -359,7 +365,9 @@ class ProsPr(BaseCriterion):
             and pruned weights never come back. Costs ``rounds`` times one scoring.
             Defaults to 1 (one-shot).
         layer_budget (str, optional): allot the kept weights per layer (``'erk'`` or
-            ``'fanin'``, see :func:`~epsd_mm.pruning.selection.select_masks`) and rank by score
+            ``'fanin'``, see :func:`~epsd_mm.pruning.selection.select_masks`, or
+            ``'synflow'``: as many per layer as SynFlow (its defaults, 100 rounds, data-free)
+            keeps at the same sparsity in the same initial network) and rank by score
             inside each layer; the returned scores encode that choice
             (:func:`~epsd_mm.pruning.selection.masks_as_scores`), so the caller's global
             selection reproduces it. Needs ``scope='global'``. Defaults to None (global top-k).
@@ -389,9 +397,9 @@ class ProsPr(BaseCriterion):
                             'memory-bounded meta-gradient differentiates plain SGD steps)')
         if int(rounds) < 1:
             raise UserError(f'rounds must be >= 1, got {rounds}')
-        if layer_budget is not None and layer_budget not in BUDGETS:
+        if layer_budget is not None and layer_budget not in BUDGETS + MODEL_BUDGETS:
             raise UserError(f'unknown layer_budget {layer_budget!r}; valid: None, '
-                            f'{", ".join(map(repr, BUDGETS))}')
+                            f'{", ".join(map(repr, BUDGETS + MODEL_BUDGETS))}')
         self.inner_steps = int(inner_steps)
         self.inner_lr = float(inner_lr)
         self.first_order = bool(first_order)
@@ -462,10 +470,38 @@ class ProsPr(BaseCriterion):
                       for n, s in scores.items()}
         return scores
 
-    def _select(self, scores, sparsity):
-        masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
-                                budget=self.layer_budget, budget_share=self.budget_share)
+    def _select(self, scores, sparsity, allot=None):
+        if self.layer_budget in MODEL_BUDGETS:
+            masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
+                                    counts=allot(sparsity))
+        else:
+            masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
+                                    budget=self.layer_budget, budget_share=self.budget_share)
         return masks
+
+    def _synflow_allotment(self, model, params, steps):
+        """``sparsity -> per-tensor counts`` of SynFlow on a copy of the initial network."""
+        clone = copy.deepcopy(model)
+        named = dict(clone.named_parameters())
+        inputs = steps[0][0][0]
+        first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        shape = tuple(first.shape[-3:])
+        state = copy.deepcopy({n: p.detach() for n, p in named.items()})
+        cache = {}
+
+        def allot(sparsity):
+            if sparsity not in cache:
+                with torch.no_grad():  # SynFlow rewrites the weights (|w|, float64)
+                    clone.float()
+                    for n, p in named.items():
+                        p.copy_(state[n])
+                sub = {n: named[n] for n in params}
+                scores = SynFlow(input_shape=shape).score(clone, sub, iter(()), sparsity,
+                                                          'global')
+                masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1)
+                cache[sparsity] = [int(masks[n].sum()) for n in params]
+            return cache[sparsity]
+        return allot
 
     def score(self, model, params, batches, sparsity, scope):
         self.check_model(model)
@@ -477,6 +513,8 @@ class ProsPr(BaseCriterion):
                  for _ in range(self.batches_needed // per)]
         if not self.new_data_in_inner:
             steps = steps * (self.inner_steps + 1)
+        allot = self._synflow_allotment(model, params, steps) \
+            if self.layer_budget in MODEL_BUDGETS else None
         keep = None
         init = {n: p.detach().clone() for n, p in params.items()} if self.rounds > 1 else None
         for r in range(1, self.rounds + 1):
@@ -486,10 +524,10 @@ class ProsPr(BaseCriterion):
                         p.copy_(init[n] * keep[n])
             scores = self._score_once(model, params, steps, keep)
             if r < self.rounds:
-                keep = self._select(scores, 1.0 - (1.0 - sparsity) ** (r / self.rounds))
+                keep = self._select(scores, 1.0 - (1.0 - sparsity) ** (r / self.rounds), allot)
         if self.layer_budget is None:
             return scores
-        return masks_as_scores(self._select(scores, sparsity), scores)
+        return masks_as_scores(self._select(scores, sparsity, allot), scores)
 
 
 def _sum_over_ranks(tensor):

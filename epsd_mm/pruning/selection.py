@@ -121,7 +121,7 @@ BUDGETS = ('erk', 'fanin')
 
 
 def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0, budget=None,
-                 budget_share=0.5):
+                 budget_share=0.5, counts=None):
     """Turn scores (higher = keep) into boolean masks.
 
     Args:
@@ -149,6 +149,10 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0, budget=
               remaining entries.
         budget_share (float): the share of the budget that ``'fanin'`` spends on its floors,
             in [0, 1]. Defaults to 0.5.
+        counts (Sequence[int], optional): with ``scope='global'`` and no ``budget``, the exact
+            number of entries each tensor keeps (in ``scores`` order, adding up to the budget of
+            ``sparsity``), e.g. another criterion's allocation; the scores then only rank
+            entries inside their tensor. Defaults to None.
 
     Returns:
         tuple[OrderedDict[str, Tensor], dict]: masks and ``info`` (``rescued`` layer names).
@@ -163,6 +167,9 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0, budget=
     if budget is not None and scope != 'global':
         raise UserError(f'a layer budget ({budget!r}) allots the global budget across layers; '
                         f"it needs scope='global', got scope={scope!r}")
+    if counts is not None and (budget is not None or scope != 'global'):
+        raise UserError("explicit per-layer counts replace a layer budget and need "
+                        f"scope='global' (got budget={budget!r}, scope={scope!r})")
     if not 0.0 <= float(budget_share) <= 1.0:
         raise UserError(f'budget_share must lie in [0, 1], got {budget_share}')
     k = int(min_kept_per_layer)
@@ -192,8 +199,18 @@ def select_masks(scores, sparsity, scope='global', min_kept_per_layer=0, budget=
     num_keep = total - int(round(sparsity * total))
     shapes = [tuple(scores[n].shape) for n in names]
 
+    if counts is not None:
+        counts = [int(c) for c in counts]
+        if len(counts) != len(sizes) or sum(counts) != num_keep or \
+                any(not 0 <= c <= n for c, n in zip(counts, sizes)):
+            raise UserError(f'per-layer counts must give each of the {len(sizes)} tensors '
+                            f'between 0 and its size, {num_keep} in all at sparsity '
+                            f'{sparsity}; got {sum(counts)} over {len(counts)} tensors')
+
     def floors(kk):
         low = [min(kk, size) for size in sizes]
+        if counts is not None:
+            return [max(c, lo) for c, lo in zip(counts, low)]
         if budget is None:
             return low
         alloc = layer_counts(shapes, num_keep, budget, budget_share, lower=low)

@@ -196,6 +196,46 @@ def test_layer_budget_scores_select_the_erk_masks_of_the_raw_scores():
         ProsPr(layer_budget='erk').score(model, params, batches(), 0.95, 'layer')
 
 
+
+def test_synflow_budget_keeps_synflows_layer_counts_and_ranks_inside_by_score():
+    """layer_budget='synflow': per tensor exactly as many entries as SynFlow keeps in the same
+    initial network at the same sparsity, chosen inside each tensor by the criterion's own
+    scores; the model's weights are left as they were (SynFlow runs on a copy)."""
+    from epsd_mm.pruning.scorers import SynFlow
+    sparsity = 0.9
+    model = tiny_classifier()
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    params = prunable_parameters(model)
+    raw = ProsPr(inner_steps=1).score(model, params, batches(), sparsity, 'global')
+    coded = ProsPr(inner_steps=1, layer_budget='synflow').score(model, params, batches(),
+                                                                sparsity, 'global')
+    for k, v in model.named_parameters():
+        assert torch.equal(v, before[k]) and v.dtype == torch.float32, k
+    reference = tiny_classifier()
+    flow = SynFlow().score(reference, prunable_parameters(reference), batches(), sparsity,
+                           'global')
+    flow_masks, _ = select_masks(flow, sparsity, min_kept_per_layer=1)
+    got, _ = select_masks(coded, sparsity)
+    counts = [int(flow_masks[n].sum()) for n in params]
+    assert [int(got[n].sum()) for n in params] == counts
+    assert any(int(m.sum()) != int(s.sum()) for m, s in
+               zip(select_masks(raw, sparsity)[0].values(), flow_masks.values()))
+    for n, c in zip(params, counts):  # inside a tensor: the c best raw scores
+        top = torch.zeros(raw[n].numel(), dtype=torch.bool)
+        top[torch.argsort(raw[n].reshape(-1).double(), descending=True, stable=True)[:c]] = True
+        assert torch.equal(got[n].reshape(-1), top), n
+
+
+def test_explicit_counts_are_kept_exactly_and_checked():
+    scores = dict(a=torch.tensor([5.0, 4.0, 3.0, 2.0]), b=torch.tensor([9.0, 8.0, 7.0, 6.0]))
+    masks, _ = select_masks(scores, 0.5, counts=[2, 2])
+    assert masks['a'].tolist() == [True, True, False, False]
+    assert masks['b'].tolist() == [True, True, False, False]
+    with pytest.raises(UserError, match='4 in all'):
+        select_masks(scores, 0.5, counts=[1, 2])
+    with pytest.raises(UserError, match='replace a layer budget'):
+        select_masks(scores, 0.5, counts=[2, 2], budget='erk')
+
 def _snip_of(model, key, data):
     """|dL_key/dm| = |g * w| of one term of the model's loss dict at theta_init, normalized."""
     params = prunable_parameters(model)
