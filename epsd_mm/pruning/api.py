@@ -52,6 +52,7 @@ def iterate_batches(model, data_loader):
         if empty:
             raise UserError('the training data loader yields no batch; check the dataset')
 
+
 class _Counting:
     """Wrap a batch iterator with an mmengine progress bar, drawn from the first batch on (so
     that log lines written before scoring starts are not glued to it)."""
@@ -198,8 +199,7 @@ def compute_masks(model, data_loader, criterion, sparsity, scope='global', pruna
                     f'mode needs at least 2 ({e}); use a training set of 2 or more images and a '
                     "batch size of at least 2, or score_mode='eval'") from None
     finally:
-        if need:
-            batches.close()
+        batches.close()
     masks, info = select_masks(scores, sparsity, scope, min_kept_per_layer)
     result = MaskSet(masks, method=crit.name, target_sparsity=sparsity,
                      extra=dict(scope=scope, rescued=info['rescued'],

@@ -643,6 +643,11 @@ class EPSDPlus(EPSD):
     ``sd_balance=None``, ``sd_schedule='constant'``). Scoring costs 5 times one EPSD scoring.
     Every argument of :class:`EPSD` can still be set; only the defaults of ``layer_budget``
     and ``rounds`` differ.
+
+    Measured (README, 2026-12-01, 3 seeds): it removes the layer collapse of global meta-gradient
+    scores at 0.99-0.995, but the allocation does the work (``prospr`` under ERK does as well,
+    and ERK without the rounds is level over 3 seeds), and it stays below SynFlow at 0.99 and
+    0.995 with DLB.
     """
     name = 'epsd_plus'
 
