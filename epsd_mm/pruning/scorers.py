@@ -471,33 +471,26 @@ class ProsPr(BaseCriterion):
         return scores
 
     def _select(self, scores, sparsity, allot=None):
-        if self.layer_budget in MODEL_BUDGETS:
-            masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
-                                    counts=allot(sparsity))
+        if allot is not None:  # another criterion's per-layer counts (MODEL_BUDGETS)
+            layers = dict(counts=allot(sparsity))
         else:
-            masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1,
-                                    budget=self.layer_budget, budget_share=self.budget_share)
+            layers = dict(budget=self.layer_budget, budget_share=self.budget_share)
+        masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1, **layers)
         return masks
 
     def _synflow_allotment(self, model, params, steps):
-        """``sparsity -> per-tensor counts`` of SynFlow on a copy of the initial network."""
-        clone = copy.deepcopy(model)
-        named = dict(clone.named_parameters())
-        inputs = steps[0][0][0]
-        first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-        shape = tuple(first.shape[-3:])
-        state = copy.deepcopy({n: p.detach() for n, p in named.items()})
+        """``sparsity -> per-tensor counts`` of SynFlow in the initial network (a copy per
+        sparsity, since SynFlow rewrites the weights to ``|w|`` in float64)."""
+        initial = copy.deepcopy(model)  # before any round masks the weights
         cache = {}
 
         def allot(sparsity):
             if sparsity not in cache:
-                with torch.no_grad():  # SynFlow rewrites the weights (|w|, float64)
-                    clone.float()
-                    for n, p in named.items():
-                        p.copy_(state[n])
-                sub = {n: named[n] for n in params}
-                scores = SynFlow(input_shape=shape).score(clone, sub, iter(()), sparsity,
-                                                          'global')
+                clone = copy.deepcopy(initial)
+                named = dict(clone.named_parameters())
+                # SynFlow reads its input shape from the first scoring batch
+                scores = SynFlow().score(clone, {n: named[n] for n in params}, iter(steps[0]),
+                                         sparsity, 'global')
                 masks, _ = select_masks(scores, sparsity, 'global', min_kept_per_layer=1)
                 cache[sparsity] = [int(masks[n].sum()) for n in params]
             return cache[sparsity]
